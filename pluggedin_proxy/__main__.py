@@ -1,0 +1,3 @@
+from pluggedin_proxy.cli import main
+
+main()

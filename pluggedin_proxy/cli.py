@@ -1,0 +1,275 @@
+"""The `pluggedin-mcp` command.
+
+The bare command runs the proxy (stdio by default) with the plugged.in proxy's flags. Sub-commands
+are for people at a terminal: `tools` prints the aggregated catalog, `call` calls one tool. Each
+command parses its options, builds `Settings`, and makes one `anyio.run` call; in proxy mode
+nothing but JSON-RPC reaches stdout, and a configuration problem exits 1 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from pluggedin_proxy import __version__
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger("pluggedin_proxy")
+
+app = typer.Typer(
+    name="pluggedin-mcp",
+    help="One MCP server in front of many: aggregate and route the MCP servers of a local config "
+    "file (or, with an API key, of your plugged.in App).",
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Local catalog file in the mcpServers format. Default: $PLUGGEDIN_CONFIG, else "
+        "~/.config/pluggedin/mcp.json.",
+        show_default=False,
+    ),
+]
+NoPrefixOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-prefix",
+        help="Expose names unchanged instead of '<server>__<name>' (for a single server; "
+        "clashing names still get a prefix).",
+    ),
+]
+LogLevelOption = Annotated[
+    str, typer.Option("--log-level", help="Log verbosity on stderr: debug, info, warning or error.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pluggedin-mcp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def run(
+    ctx: typer.Context,
+    pluggedin_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--pluggedin-api-key",
+            help="plugged.in API key; serves the servers of your plugged.in App (also PLUGGEDIN_API_KEY).",
+            show_default=False,
+        ),
+    ] = None,
+    pluggedin_api_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--pluggedin-api-base-url",
+            help="plugged.in App base URL (also PLUGGEDIN_API_BASE_URL). Default: https://plugged.in.",
+            show_default=False,
+        ),
+    ] = None,
+    transport: Annotated[
+        str, typer.Option("--transport", help="How clients reach the proxy: stdio or streamable-http.")
+    ] = "stdio",
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="HTTP port for streamable-http (default 12006; PORT env when absent).",
+                     show_default=False),
+    ] = None,
+    stateless: Annotated[
+        bool, typer.Option("--stateless", help="streamable-http: a fresh exchange per request, no sessions.")
+    ] = False,
+    require_api_auth: Annotated[
+        bool,
+        typer.Option("--require-api-auth", help="streamable-http: require 'Authorization: Bearer <API key>'."),
+    ] = False,
+    config: ConfigOption = None,
+    no_prefix: NoPrefixOption = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="Log verbosity on stderr: debug, info (default), warning or error.",
+                     show_default=False),
+    ] = None,
+    discovery_timeout: Annotated[
+        float, typer.Option("--discovery-timeout", help="Seconds one server may take to start and list.")
+    ] = 30.0,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Run the proxy. Without a sub-command it serves MCP on stdio for an MCP client to launch."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"config": config, "no_prefix": no_prefix, "log_level": log_level}
+        return
+    _configure_logging(log_level or "info")
+    api_key = pluggedin_api_key or os.environ.get("PLUGGEDIN_API_KEY")
+    if transport not in ("stdio", "streamable-http"):
+        _fail(f"unknown transport {transport!r}: use stdio or streamable-http")
+    if transport == "streamable-http":
+        _fail("--transport streamable-http is not available in this version yet; use stdio")
+    if api_key and config is None and not os.environ.get("PLUGGEDIN_CONFIG"):
+        _fail(
+            "plugged.in App mode (--pluggedin-api-key) is not available in this version yet; "
+            "serve a local config with --config FILE"
+        )
+    del pluggedin_api_base_url, port, stateless, require_api_auth  # used by later transports and App mode
+    settings = _settings(config, no_prefix=no_prefix, discovery_timeout=discovery_timeout)
+
+    import anyio
+
+    from pluggedin_proxy.runtime import serve
+
+    try:
+        anyio.run(serve, settings)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("tools")
+def tools_command(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    no_prefix: NoPrefixOption = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Discover every server again instead of using saved listings.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tools as JSON instead of a table.")] = False,
+    log_level: LogLevelOption = "warning",
+) -> None:
+    """Print the aggregated tool catalog: exposed name, server and description."""
+    parent = ctx.obj or {}
+    _configure_logging(parent.get("log_level") or log_level)
+    settings = _settings(config or parent.get("config"), no_prefix=no_prefix or parent.get("no_prefix", False))
+
+    import anyio
+
+    from pluggedin_proxy.runtime import list_catalog
+
+    rows, failures = anyio.run(list_catalog, settings, refresh)
+    for _server, error in failures:
+        typer.echo(f"unavailable: {error}", err=True)
+    if as_json:
+        typer.echo(json.dumps([{"name": n, "server": s, "description": d} for n, s, d in rows], indent=2))
+    else:
+        _print_table(rows)
+    if failures and not rows:
+        raise typer.Exit(1)
+
+
+@app.command("call", context_settings={"allow_interspersed_args": True})
+def call_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The tool's exposed name, as `tools` prints it.", show_default=False)],
+    arguments: Annotated[
+        list[str] | None,
+        typer.Argument(help="Tool arguments as key=value; values are read as JSON when the schema "
+                       "does not ask for a string.", show_default=False),
+    ] = None,
+    json_arguments: Annotated[
+        str | None, typer.Option("--json", help="All arguments as one JSON object instead of key=value.",
+                                 show_default=False)
+    ] = None,
+    config: ConfigOption = None,
+    no_prefix: NoPrefixOption = False,
+    log_level: LogLevelOption = "warning",
+) -> None:
+    """Call one tool through the proxy and print its result."""
+    parent = ctx.obj or {}
+    _configure_logging(parent.get("log_level") or log_level)
+    settings = _settings(config or parent.get("config"), no_prefix=no_prefix or parent.get("no_prefix", False))
+    if json_arguments is not None and arguments:
+        _fail("give the arguments either as key=value or with --json, not both")
+    parsed: dict[str, Any] | None = None
+    if json_arguments is not None:
+        try:
+            parsed = json.loads(json_arguments)
+        except ValueError as exc:
+            _fail(f"--json is not valid JSON: {exc}")
+        if not isinstance(parsed, dict):
+            _fail("--json must be a JSON object of argument names to values")
+    pairs: list[tuple[str, str]] = []
+    for item in arguments or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"argument {item!r} is not key=value")
+        pairs.append((key, value))
+
+    import anyio
+
+    from pluggedin_proxy.runtime import call_tool
+
+    text, is_error = anyio.run(call_tool, settings, name, parsed, pairs)
+    typer.echo(text)
+    if is_error:
+        raise typer.Exit(1)
+
+
+def _settings(config: Path | None, *, no_prefix: bool, **options: Any) -> Any:
+    from pluggedin_proxy.catalog.config import default_config_path
+    from pluggedin_proxy.settings import Settings
+
+    explicit = config is not None or bool(os.environ.get("PLUGGEDIN_CONFIG"))
+    return Settings(
+        config_path=config or default_config_path(), config_explicit=explicit, prefix=not no_prefix, **options
+    )
+
+
+def _print_table(rows: list[tuple[str, str, str]]) -> None:
+    if not rows:
+        typer.echo("no tools")
+        return
+    width = shutil.get_terminal_size((120, 24)).columns
+    name_w = max(len("TOOL"), *(len(n) for n, _, _ in rows))
+    server_w = max(len("SERVER"), *(len(s) for _, s, _ in rows))
+    desc_w = max(20, width - name_w - server_w - 4)
+
+    def line(n: str, s: str, d: str) -> str:
+        d = d if len(d) <= desc_w else d[: desc_w - 1] + "…"
+        return f"{n:<{name_w}}  {s:<{server_w}}  {d}".rstrip()
+
+    typer.echo(line("TOOL", "SERVER", "DESCRIPTION"))
+    for n, s, d in rows:
+        typer.echo(line(n, s, d))
+
+
+def _configure_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        _fail(f"unknown log level {level!r}: use debug, info, warning or error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pluggedin-mcp %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("pluggedin_proxy").setLevel(numeric)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"pluggedin-mcp: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from pluggedin_proxy.errors import ConfigError
+
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"pluggedin-mcp: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,185 @@
+"""Who answers: the aggregate view of every server's offer, and resolution of names and URIs.
+
+`Router.view()` returns a `CatalogView` built from the catalog's listings: the exposed tools and
+prompts (renamed `<slug>__<name>`), resources and templates, with the exact indexes that map every
+exposed name or URI back to its server. A view is rebuilt only when the catalog's version moved,
+so listing and routing cost a dictionary lookup. A name that misses is resolved once more after
+re-discovering the servers that failed, since a client may call what it listed before a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import mcp_types as types
+from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+
+from pluggedin_proxy.catalog.base import Catalog, ServerListing
+from pluggedin_proxy.errors import UnknownName
+from pluggedin_proxy.naming import NameIndex, NamedEntry
+from pluggedin_proxy.upstream.spec import ServerSpec
+
+__all__ = ["CatalogView", "Route", "Router"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one request goes: the server and the name or URI it knows."""
+
+    server: ServerSpec
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogView:
+    """Everything the proxy exposes at one catalog version."""
+
+    version: int
+    servers: Mapping[str, ServerSpec]
+    listings: Mapping[str, ServerListing]
+    tools: tuple[types.Tool, ...]
+    tool_index: NameIndex
+    prompts: tuple[types.Prompt, ...]
+    prompt_index: NameIndex
+    resources: tuple[types.Resource, ...]
+    resource_owners: Mapping[str, str]
+    templates: tuple[types.ResourceTemplate, ...]
+    template_owners: tuple[tuple[UriTemplate, str], ...]
+
+    def route_tool(self, name: str) -> Route | None:
+        return self._route(self.tool_index.resolve(name))
+
+    def route_prompt(self, name: str) -> Route | None:
+        return self._route(self.prompt_index.resolve(name))
+
+    def route_resource(self, uri: str) -> Route | None:
+        server_id = self.resource_owners.get(uri)
+        if server_id is None:
+            server_id = next((sid for tpl, sid in self.template_owners if tpl.match(uri) is not None), None)
+        if server_id is None:
+            return None
+        return Route(self.servers[server_id], uri)
+
+    def route_template(self, uri_template: str) -> Route | None:
+        for tpl, server_id in self.template_owners:
+            if str(tpl) == uri_template:
+                return Route(self.servers[server_id], uri_template)
+        return self.route_resource(uri_template)
+
+    def _route(self, entry: NamedEntry | None) -> Route | None:
+        if entry is None:
+            return None
+        return Route(self.servers[entry.server_id], entry.original)
+
+
+class Router:
+    """Builds views of the catalog and resolves what a request names."""
+
+    def __init__(self, catalog: Catalog, *, prefix: bool = True) -> None:
+        self.catalog = catalog
+        self.prefix = prefix
+        self._view: CatalogView | None = None
+
+    async def view(self) -> CatalogView:
+        """The current view, rebuilt if the catalog changed."""
+        listings = await self.catalog.listings()
+        view = self._view
+        if view is None or view.version != self.catalog.version:
+            view = self._view = _build_view(self.catalog.version, await self.catalog.servers(), listings, self.prefix)
+        return view
+
+    async def tool(self, name: str) -> Route:
+        """The server and original name of an exposed tool name.
+
+        Raises:
+            UnknownName: no server offers that tool, even after re-discovering failed servers.
+        """
+        route = (await self.view()).route_tool(name) or (await self._after_retry()).route_tool(name)
+        if route is None:
+            raise UnknownName("tool", name)
+        return route
+
+    async def prompt(self, name: str) -> Route:
+        """The server and original name of an exposed prompt name."""
+        route = (await self.view()).route_prompt(name) or (await self._after_retry()).route_prompt(name)
+        if route is None:
+            raise UnknownName("prompt", name)
+        return route
+
+    async def resource(self, uri: str) -> Route:
+        """The server owning a resource URI, by exact match, then by template."""
+        route = (await self.view()).route_resource(uri) or (await self._after_retry()).route_resource(uri)
+        if route is None:
+            raise UnknownName("resource", uri)
+        return route
+
+    async def _after_retry(self) -> CatalogView:
+        view = await self.view()
+        failed = [sid for sid, listing in view.listings.items() if listing.error is not None]
+        if failed:
+            await self.catalog.discover(failed)
+        return await self.view()
+
+
+def _build_view(
+    version: int, servers: Sequence[ServerSpec], listings: Mapping[str, ServerListing], prefix: bool
+) -> CatalogView:
+    by_id = {spec.id: spec for spec in servers}
+    present = [spec for spec in servers if spec.id in listings]
+
+    tool_index = NameIndex(
+        ((spec.id, spec.slug, tool.name) for spec in present for tool in listings[spec.id].tools), prefix=prefix
+    )
+    tools_by_key = {(spec.id, t.name): t for spec in present for t in listings[spec.id].tools}
+    tools = tuple(tools_by_key[(e.server_id, e.original)].model_copy(update={"name": e.exposed}) for e in tool_index)
+
+    prompt_index = NameIndex(
+        ((spec.id, spec.slug, p.name) for spec in present for p in listings[spec.id].prompts), prefix=prefix
+    )
+    prompts_by_key = {(spec.id, p.name): p for spec in present for p in listings[spec.id].prompts}
+    prompts = tuple(
+        prompts_by_key[(e.server_id, e.original)].model_copy(update={"name": e.exposed}) for e in prompt_index
+    )
+
+    resources: list[types.Resource] = []
+    owners: dict[str, str] = {}
+    for spec in present:
+        for resource in listings[spec.id].resources:
+            if resource.uri in owners:
+                logger.warning(
+                    "resource %r is offered by %r and %r; routing it to %r",
+                    resource.uri, owners[resource.uri], spec.id, owners[resource.uri],
+                )
+                continue
+            owners[resource.uri] = spec.id
+            resources.append(resource)
+
+    templates: list[types.ResourceTemplate] = []
+    template_owners: list[tuple[UriTemplate, str]] = []
+    for spec in present:
+        for template in listings[spec.id].templates:
+            try:
+                parsed = UriTemplate.parse(template.uri_template)
+            except InvalidUriTemplate:
+                logger.warning("server %r lists an invalid URI template %r", spec.id, template.uri_template)
+                continue
+            templates.append(template)
+            template_owners.append((parsed, spec.id))
+
+    return CatalogView(
+        version=version,
+        servers=by_id,
+        listings=listings,
+        tools=tools,
+        tool_index=tool_index,
+        prompts=prompts,
+        prompt_index=prompt_index,
+        resources=tuple(resources),
+        resource_owners=owners,
+        templates=tuple(templates),
+        template_owners=tuple(template_owners),
+    )

@@ -1,0 +1,281 @@
+"""The proxy's MCP server: one low-level `Server` whose handlers route to upstreams.
+
+`Proxy` wires the pieces (catalog, router, upstream pool, forwarder) and builds the SDK `Server`
+with explicit `on_*` handlers. Lists are served from the router's cached view with an opaque
+offset cursor; calls, gets, reads and completions are forwarded to the owning upstream and their
+results passed through untouched. Every handler failure goes through `to_mcp_error`.
+
+Lifecycle: `async with Proxy(...)` opens the upstream pool and a task group for background
+listing refreshes; leaving it closes every upstream.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.models import InitializationOptions
+from mcp.shared.exceptions import MCPError
+from pydantic import TypeAdapter
+
+from pluggedin_proxy import __version__
+from pluggedin_proxy.catalog.base import Catalog
+from pluggedin_proxy.catalog.local import list_everything
+from pluggedin_proxy.errors import UnknownName
+from pluggedin_proxy.proxy.forwarding import Downstreams, Forwarder, clean_meta, profile_of, to_mcp_error
+from pluggedin_proxy.proxy.router import Router
+from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamPool
+
+__all__ = ["Proxy", "ProxyServer"]
+
+logger = logging.getLogger(__name__)
+
+# Items per page of an aggregated list; large, because many clients never follow `nextCursor`.
+PAGE_SIZE = 1000
+
+INSTRUCTIONS = (
+    "pluggedin-mcp aggregates several MCP servers behind one endpoint. Tool and prompt names are "
+    "'<server>__<name>'; resources keep their servers' URIs."
+)
+
+ItemT = TypeVar("ItemT")
+
+_CALL_TOOL_RESULT: TypeAdapter[types.CallToolResult] = TypeAdapter(types.CallToolResult)
+
+
+class ProxyServer(Server[Any]):
+    """The SDK's low-level server, announcing `listChanged` for tools, prompts and resources."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        # The HTTP session manager calls this without options; default to announcing list changes.
+        options = notification_options or NotificationOptions(
+            prompts_changed=True, resources_changed=True, tools_changed=True
+        )
+        return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+
+class Proxy:
+    """The whole proxy: catalog, routing, upstream pool and the MCP server in front of them."""
+
+    def __init__(
+        self,
+        catalog_factory: Callable[[UpstreamPool, Callable[[], Profile]], Catalog],
+        *,
+        prefix: bool = True,
+        startup_timeout: float | None = None,
+    ) -> None:
+        self.downstreams = Downstreams()
+        pool_options = {} if startup_timeout is None else {"startup_timeout": startup_timeout}
+        self.forwarder = Forwarder(lambda hooks: UpstreamPool(hooks, **pool_options), self.downstreams)
+        self.pool = self.forwarder.pool
+        self._profile: Profile = frozenset()
+        self.catalog = catalog_factory(self.pool, lambda: self._profile)
+        self.forwarder.catalog = self.catalog
+        self.forwarder.on_list_changed = self._upstream_list_changed
+        self.forwarder.on_new_upstream(self._refresh_listing_soon)
+        self.router = Router(self.catalog, prefix=prefix)
+        self.server = self._build_server()
+        self._stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    async def __aenter__(self) -> Proxy:
+        self._stack = AsyncExitStack()
+        await self._stack.enter_async_context(self.pool)
+        self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._stack is not None and self._tg is not None
+        self._tg.cancel_scope.cancel()
+        await self._stack.aclose()
+
+    def _build_server(self) -> ProxyServer:
+        server = ProxyServer(
+            "pluggedin-mcp",
+            version=__version__,
+            title="plugged.in MCP proxy",
+            instructions=INSTRUCTIONS,
+            on_list_tools=self._handler(self.list_tools),
+            on_call_tool=self._handler(self.call_tool),
+            on_list_prompts=self._handler(self.list_prompts),
+            on_get_prompt=self._handler(self.get_prompt),
+            on_list_resources=self._handler(self.list_resources),
+            on_list_resource_templates=self._handler(self.list_resource_templates),
+            on_read_resource=self._handler(self.read_resource),
+            on_subscribe_resource=self._handler(self.subscribe_resource),
+            on_unsubscribe_resource=self._handler(self.unsubscribe_resource),
+            on_completion=self._handler(self.complete),
+        )
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._handler(self.set_level))
+        return server
+
+    def _handler(
+        self, handler: Callable[[ServerRequestContext[Any], Any], Awaitable[Any]]
+    ) -> Callable[[ServerRequestContext[Any], Any], Awaitable[Any]]:
+        async def handle(ctx: ServerRequestContext[Any], params: Any) -> Any:
+            self.downstreams.remember(ctx.session)
+            self._profile = profile_of(ctx)
+            try:
+                return await handler(ctx, params)
+            except Exception as exc:
+                raise to_mcp_error(exc) from exc
+
+        return handle
+
+    # Lists
+
+    async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
+        view = await self.router.view()
+        page, cursor = _paginate(view.tools, params)
+        return types.ListToolsResult(tools=page, next_cursor=cursor)
+
+    async def list_prompts(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
+        view = await self.router.view()
+        page, cursor = _paginate(view.prompts, params)
+        return types.ListPromptsResult(prompts=page, next_cursor=cursor)
+
+    async def list_resources(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListResourcesResult:
+        view = await self.router.view()
+        page, cursor = _paginate(view.resources, params)
+        return types.ListResourcesResult(resources=page, next_cursor=cursor)
+
+    async def list_resource_templates(
+        self, ctx: ServerRequestContext[Any], params: Any
+    ) -> types.ListResourceTemplatesResult:
+        view = await self.router.view()
+        page, cursor = _paginate(view.templates, params)
+        return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
+
+    # Requests routed to one upstream
+
+    async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
+        route = await self.router.tool(params.name)
+        upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
+        return await self.forwarder.send(
+            ctx, route.server, types.CallToolRequest(params=upstream_params), _CALL_TOOL_RESULT
+        )
+
+    async def get_prompt(self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> Any:
+        route = await self.router.prompt(params.name)
+        upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
+        return await self.forwarder.send(
+            ctx, route.server, types.GetPromptRequest(params=upstream_params), types.GetPromptResult
+        )
+
+    async def read_resource(self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> Any:
+        try:
+            route = await self.router.resource(params.uri)
+        except UnknownName:
+            # -32602 is what the specification prescribes for an unknown resource.
+            raise MCPError(types.INVALID_PARAMS, f"Resource not found: {params.uri}", data={"uri": params.uri}) from None
+        upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
+        return await self.forwarder.send(
+            ctx, route.server, types.ReadResourceRequest(params=upstream_params), types.ReadResourceResult
+        )
+
+    async def subscribe_resource(self, ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams) -> Any:
+        route = await self.router.resource(params.uri)
+        upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
+        caps = upstream.capabilities.resources
+        if caps is not None and caps.subscribe:
+            upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
+            await self.forwarder.send(ctx, route.server, types.SubscribeRequest(params=upstream_params), types.EmptyResult)
+        return types.EmptyResult()
+
+    async def unsubscribe_resource(
+        self, ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
+    ) -> Any:
+        route = await self.router.resource(params.uri)
+        upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
+        caps = upstream.capabilities.resources
+        if caps is not None and caps.subscribe:
+            upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
+            await self.forwarder.send(
+                ctx, route.server, types.UnsubscribeRequest(params=upstream_params), types.EmptyResult
+            )
+        return types.EmptyResult()
+
+    async def complete(self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> Any:
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            route = await self.router.prompt(ref.name)
+            upstream_ref: Any = ref.model_copy(update={"name": route.name})
+        else:
+            view = await self.router.view()
+            found = view.route_template(ref.uri)
+            if found is None:
+                raise UnknownName("resource template", ref.uri)
+            route, upstream_ref = found, ref
+        upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
+        if upstream.capabilities.completions is None:
+            return types.CompleteResult(completion=types.Completion(values=[]))
+        upstream_params = params.model_copy(update={"ref": upstream_ref, "meta": clean_meta(params.meta)})
+        return await self.forwarder.send(
+            ctx, route.server, types.CompleteRequest(params=upstream_params), types.CompleteResult
+        )
+
+    async def set_level(self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> Any:
+        await self.forwarder.set_level(params.level)
+        return types.EmptyResult()
+
+    # Keeping listings fresh
+
+    def _refresh_listing_soon(self, upstream: Upstream) -> None:
+        """Re-list a server once it is connected: a persisted listing may be out of date."""
+        if self._tg is not None and hasattr(self.catalog, "update"):
+            self._tg.start_soon(self._refresh_listing, upstream)
+
+    async def _refresh_listing(self, upstream: Upstream) -> None:
+        try:
+            listing = await list_everything(upstream)
+        except Exception as exc:
+            logger.debug("could not re-list %r: %s", upstream.spec.name, exc)
+            return
+        if self.catalog.update(upstream.spec.id, listing):  # type: ignore[attr-defined]
+            logger.info("the offer of %r changed since it was last listed", upstream.spec.name)
+            await self.announce_list_changed()
+
+    async def _upstream_list_changed(self, server_id: str, notification: types.ServerNotification) -> None:
+        live = [u for u in self.pool.live(server_id)]
+        if live and hasattr(self.catalog, "update"):
+            await self._refresh_listing(live[0])
+        else:
+            self.catalog.invalidate(server_id)
+            await self.announce_list_changed()
+
+    async def announce_list_changed(self) -> None:
+        """Tell every downstream session that the tools, prompts and resources may have changed."""
+
+        async def send(session: Any) -> None:
+            await session.send_tool_list_changed()
+            await session.send_prompt_list_changed()
+            await session.send_resource_list_changed()
+
+        await self.downstreams.broadcast(send)
+
+
+def _paginate(items: Sequence[ItemT], params: Any) -> tuple[list[ItemT], str | None]:
+    cursor = getattr(params, "cursor", None) if params is not None else None
+    start = 0
+    if cursor:
+        try:
+            start = int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("offset:"))
+        except ValueError:
+            raise MCPError(types.INVALID_PARAMS, "Invalid cursor") from None
+        if start < 0 or start > len(items):
+            raise MCPError(types.INVALID_PARAMS, "Invalid cursor")
+    end = start + PAGE_SIZE
+    next_cursor = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode() if end < len(items) else None
+    return list(items[start:end]), next_cursor

@@ -1,0 +1,33 @@
+"""Resolved settings for one run of the proxy, built by the CLI and handed to everything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["Settings"]
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the command line and environment asked for."""
+
+    config_path: Path
+    """The local catalog file (`mcpServers` format)."""
+    config_explicit: bool = False
+    """Whether `--config` or `$PLUGGEDIN_CONFIG` named the file (so a missing file is an error)."""
+    transport: Literal["stdio", "streamable-http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = 12006
+    stateless: bool = False
+    require_api_auth: bool = False
+    prefix: bool = True
+    """Expose names as `<server>__<name>`; off (`--no-prefix`) passes a single server through unchanged."""
+    log_level: LogLevel = "info"
+    discovery_timeout: float = 30.0
+    """Seconds one server may take to start and list its offer during discovery."""
+    startup_timeout: float = 60.0
+    """Seconds one server may take to start and finish its handshake."""

@@ -1,0 +1,18 @@
+"""Upstream MCP servers: how to describe, reach and keep them."""
+
+from pluggedin_proxy.upstream.connect import StderrTail, child_environment, open_transport
+from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamHooks, UpstreamPool, UpstreamStatus
+from pluggedin_proxy.upstream.spec import ServerSpec, Transport
+
+__all__ = [
+    "Profile",
+    "ServerSpec",
+    "StderrTail",
+    "Transport",
+    "Upstream",
+    "UpstreamHooks",
+    "UpstreamPool",
+    "UpstreamStatus",
+    "child_environment",
+    "open_transport",
+]

@@ -1,0 +1,79 @@
+"""What the proxy needs to know to reach one upstream MCP server.
+
+A `ServerSpec` is produced by a catalog (local config or the plugged.in App) and consumed by the
+upstream pool. Only the connection fields (transport, command, args, env, cwd, url, headers) decide
+whether two specs reach the same process or session: `connection_key` hashes exactly those, in a
+canonical form, so a renamed server or a re-ordered JSON object never respawns anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["ServerSpec", "Transport"]
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """One upstream MCP server: its identity, how to reach it, and per-server options."""
+
+    id: str
+    """Stable identifier: the config key locally, the server UUID in App mode."""
+    name: str
+    """Human name shown in logs, errors and `doctor`."""
+    slug: str
+    """Prefix of exposed tool and prompt names (`<slug>__<name>`); never contains an underscore."""
+    transport: Transport
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment for a stdio server, sorted by key; merged over the inherited environment."""
+    cwd: str | None = None
+    url: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra HTTP headers for SSE and Streamable HTTP servers, sorted by name."""
+    instructions: str | None = None
+    """Custom instructions attached to this server's tools and served as a prompt."""
+    timeout: float | None = None
+    """Per-request timeout in seconds; `None` means the proxy default."""
+    extra: tuple[tuple[str, str], ...] = field(default=())
+    """Catalog-specific fields kept for diagnostics; never part of the connection key."""
+
+    @property
+    def connection_key(self) -> str:
+        """A short hash of the canonical connection fields; equal keys share one upstream."""
+        canonical = {
+            "transport": self.transport,
+            "command": self.command,
+            "args": list(self.args),
+            "env": sorted(self.env),
+            "cwd": self.cwd,
+            "url": self.url,
+            "headers": sorted((k.lower(), v) for k, v in self.headers),
+        }
+        blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def target(self) -> str:
+        """Where the server lives, safe to show: the program name or the URL without credentials."""
+        if self.transport == "stdio":
+            return self.command or "?"
+        return _strip_userinfo(self.url or "?")
+
+
+def _strip_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    if "@" in host:
+        host = host.rsplit("@", 1)[1]
+    # Query strings often carry tokens (`?api_key=`); the path is enough to recognise a server.
+    path = path.split("?", 1)[0]
+    return f"{scheme}://{host}{slash}{path}"
