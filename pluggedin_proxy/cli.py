@@ -87,8 +87,9 @@ def run(
     ] = "stdio",
     port: Annotated[
         int | None,
-        typer.Option("--port", help="HTTP port for streamable-http (default 12006; PORT env when absent).",
-                     show_default=False),
+        typer.Option(
+            "--port", help="HTTP port for streamable-http (default 12006; PORT env when absent).", show_default=False
+        ),
     ] = None,
     stateless: Annotated[
         bool, typer.Option("--stateless", help="streamable-http: a fresh exchange per request, no sessions.")
@@ -101,8 +102,9 @@ def run(
     no_prefix: NoPrefixOption = False,
     log_level: Annotated[
         str | None,
-        typer.Option("--log-level", help="Log verbosity on stderr: debug, info (default), warning or error.",
-                     show_default=False),
+        typer.Option(
+            "--log-level", help="Log verbosity on stderr: debug, info (default), warning or error.", show_default=False
+        ),
     ] = None,
     discovery_timeout: Annotated[
         float, typer.Option("--discovery-timeout", help="Seconds one server may take to start and list.")
@@ -177,12 +179,14 @@ def call_command(
     name: Annotated[str, typer.Argument(help="The tool's exposed name, as `tools` prints it.", show_default=False)],
     arguments: Annotated[
         list[str] | None,
-        typer.Argument(help="Tool arguments as key=value; values are read as JSON when the schema "
-                       "does not ask for a string.", show_default=False),
+        typer.Argument(
+            help="Tool arguments as key=value; values are read as JSON when the schema does not ask for a string.",
+            show_default=False,
+        ),
     ] = None,
     json_arguments: Annotated[
-        str | None, typer.Option("--json", help="All arguments as one JSON object instead of key=value.",
-                                 show_default=False)
+        str | None,
+        typer.Option("--json", help="All arguments as one JSON object instead of key=value.", show_default=False),
     ] = None,
     config: ConfigOption = None,
     no_prefix: NoPrefixOption = False,
@@ -266,10 +270,10 @@ def _fail(message: str) -> NoReturn:
 
 def main() -> None:
     """Console-script entry point."""
-    from pluggedin_proxy.errors import ConfigError
+    from pluggedin_proxy.errors import ProxyError
 
     try:
         app()
-    except ConfigError as exc:
+    except ProxyError as exc:
         typer.echo(f"pluggedin-mcp: {exc}", err=True)
         sys.exit(1)

@@ -94,20 +94,25 @@ class NameIndex:
         """Index `(server_id, slug, original)` triples, in listing order."""
         self._entries: list[NamedEntry] = []
         self._by_name: dict[str, NamedEntry] = {}
+        self._seen: set[tuple[str, str]] = set()
         for server_id, slug, original in entries:
             self._add(server_id, slug, original, prefix=prefix)
 
     def _add(self, server_id: str, slug: str, original: str, *, prefix: bool) -> None:
+        if (server_id, original) in self._seen:
+            logger.warning("server %r lists %r twice; keeping the first", server_id, original)
+            return
+        self._seen.add((server_id, original))
         full = f"{slug}{SEPARATOR}{original}" if prefix else original
         if full in self._by_name:
             owner = self._by_name[full]
-            if owner.server_id == server_id:
-                logger.warning("server %r lists %r twice; keeping the first", server_id, original)
-                return
             # Only possible without prefixing (slugs are unique): keep both, prefix the newcomer.
             logger.warning(
                 "name %r is offered by servers %r and %r; exposing the second as %r",
-                original, owner.server_id, server_id, f"{slug}{SEPARATOR}{original}",
+                original,
+                owner.server_id,
+                server_id,
+                f"{slug}{SEPARATOR}{original}",
             )
             full = f"{slug}{SEPARATOR}{original}"
         exposed = full if is_client_safe(full) else _alias(full)

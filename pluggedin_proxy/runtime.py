@@ -105,9 +105,7 @@ async def call_tool(
                 request_read_timeout_seconds=route.server.timeout,
             )
         except MCPError as exc:
-            return f"error {exc.code}: {exc.error.message}", True
-        except ProxyError as exc:
-            return f"error: {exc}", True
+            raise ProxyError(f"the server answered with error {exc.code}: {exc.error.message}") from exc
         return _render(result), bool(result.is_error)
 
 

@@ -6,7 +6,8 @@ in any of their spellings (`stdio`, `sse`, `http`, `streamable-http`, `streamabl
 under `url` or `serverUrl`, and `disabled: true` to skip a server. Without a type, a `command` means
 stdio and a URL ending in `/sse` means SSE, otherwise Streamable HTTP. `${VAR}` and
 `${VAR:-default}` are expanded from the environment in `command`, `args`, `env`, `cwd`, `url` and
-`headers`; `${PYTHON}` (this interpreter) and `${CONFIG_DIR}` (the file's folder) are built in.
+`headers`; `${PYTHON}` (this interpreter) and `${CONFIG_DIR}` (the file's folder) are built in and
+take precedence over variables of the same name.
 Relative `cwd` values are taken from the file's folder.
 
 Every problem is a `ConfigError` naming the file, the server and the field.
@@ -40,10 +41,30 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _KNOWN_FIELDS = {
-    "command", "args", "env", "cwd", "type", "transport", "transportType", "url", "serverUrl", "headers",
-    "disabled", "instructions", "timeout", "description", "name",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "type",
+    "transport",
+    "transportType",
+    "url",
+    "serverUrl",
+    "headers",
+    "disabled",
+    "instructions",
+    "timeout",
+    "description",
+    "name",
     # Fields other clients write that we accept and ignore.
-    "autoApprove", "alwaysAllow", "envFile", "inputs", "networkTimeout", "trust", "includeTools", "excludeTools",
+    "autoApprove",
+    "alwaysAllow",
+    "envFile",
+    "inputs",
+    "networkTimeout",
+    "trust",
+    "includeTools",
+    "excludeTools",
 }
 
 
@@ -109,12 +130,16 @@ def _parse_server(
     def expand(value: str, field: str) -> str:
         def substitute(match: re.Match[str]) -> str:
             var, default = match.group(1), match.group(2)
-            if var in os.environ:
-                return os.environ[var]
             if var in variables:
                 return variables[var]
+            value = os.environ.get(var)
+            if value:
+                return value
+            # As in the shell, `:-` also replaces a variable that is set but empty.
             if default is not None:
                 return default
+            if value is not None:
+                return value
             raise fail(field, f"environment variable ${{{var}}} is not set")
 
         return _VARIABLE.sub(substitute, value)

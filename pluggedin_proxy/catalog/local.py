@@ -192,8 +192,12 @@ class LocalCatalog:
         else:
             logger.info(
                 "discovered %r in %.2fs: %d tools, %d prompts, %d resources, %d templates",
-                spec.name, time.monotonic() - started, len(listing.tools), len(listing.prompts),
-                len(listing.resources), len(listing.templates),
+                spec.name,
+                time.monotonic() - started,
+                len(listing.tools),
+                len(listing.prompts),
+                len(listing.resources),
+                len(listing.templates),
             )
         self._listings[spec.id] = listing
 

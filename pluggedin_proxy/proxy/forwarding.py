@@ -245,7 +245,8 @@ class Forwarder:
     async def notification(self, upstream: Upstream, notification: types.ServerNotification) -> None:
         if isinstance(
             notification,
-            types.ToolListChangedNotification | types.PromptListChangedNotification
+            types.ToolListChangedNotification
+            | types.PromptListChangedNotification
             | types.ResourceListChangedNotification,
         ):
             if self.on_list_changed is not None:

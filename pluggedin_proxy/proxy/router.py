@@ -18,7 +18,7 @@ from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
 from pluggedin_proxy.catalog.base import Catalog, ServerListing
 from pluggedin_proxy.errors import UnknownName
-from pluggedin_proxy.naming import NameIndex, NamedEntry
+from pluggedin_proxy.naming import NamedEntry, NameIndex
 from pluggedin_proxy.upstream.spec import ServerSpec
 
 __all__ = ["CatalogView", "Route", "Router"]
@@ -152,7 +152,10 @@ def _build_view(
             if resource.uri in owners:
                 logger.warning(
                     "resource %r is offered by %r and %r; routing it to %r",
-                    resource.uri, owners[resource.uri], spec.id, owners[resource.uri],
+                    resource.uri,
+                    owners[resource.uri],
+                    spec.id,
+                    owners[resource.uri],
                 )
                 continue
             owners[resource.uri] = spec.id

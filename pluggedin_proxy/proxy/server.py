@@ -179,7 +179,9 @@ class Proxy:
             route = await self.router.resource(params.uri)
         except UnknownName:
             # -32602 is what the specification prescribes for an unknown resource.
-            raise MCPError(types.INVALID_PARAMS, f"Resource not found: {params.uri}", data={"uri": params.uri}) from None
+            raise MCPError(
+                types.INVALID_PARAMS, f"Resource not found: {params.uri}", data={"uri": params.uri}
+            ) from None
         upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
         return await self.forwarder.send(
             ctx, route.server, types.ReadResourceRequest(params=upstream_params), types.ReadResourceResult
@@ -191,12 +193,12 @@ class Proxy:
         caps = upstream.capabilities.resources
         if caps is not None and caps.subscribe:
             upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
-            await self.forwarder.send(ctx, route.server, types.SubscribeRequest(params=upstream_params), types.EmptyResult)
+            await self.forwarder.send(
+                ctx, route.server, types.SubscribeRequest(params=upstream_params), types.EmptyResult
+            )
         return types.EmptyResult()
 
-    async def unsubscribe_resource(
-        self, ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
-    ) -> Any:
+    async def unsubscribe_resource(self, ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams) -> Any:
         route = await self.router.resource(params.uri)
         upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
         caps = upstream.capabilities.resources
@@ -248,7 +250,7 @@ class Proxy:
             await self.announce_list_changed()
 
     async def _upstream_list_changed(self, server_id: str, notification: types.ServerNotification) -> None:
-        live = [u for u in self.pool.live(server_id)]
+        live = list(self.pool.live(server_id))
         if live and hasattr(self.catalog, "update"):
             await self._refresh_listing(live[0])
         else:

@@ -9,12 +9,15 @@ an answer). Serving ends when stdin closes.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import os
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import mcp_types as types
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
@@ -26,41 +29,108 @@ __all__ = ["serve_stdio"]
 
 logger = logging.getLogger(__name__)
 
+# Bytes read from stdin at a time.
+STDIN_CHUNK = 1 << 16
+
 
 async def serve_stdio(proxy: Proxy) -> None:
     """Serve `proxy` on this process's stdin and stdout until stdin closes."""
-    async with stdio_server() as (read, write):
+    with _RecordedLines(0) as stdin:
+        await _serve(proxy, stdin)
+
+
+async def _serve(proxy: Proxy, stdin: _RecordedLines) -> None:
+    async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]  # an async line iterator
         send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_answer_bad_lines, read, send, write)
+            tg.start_soon(_answer_bad_lines, read, send, write, stdin.lines)
             await proxy.server.run(receive, write, proxy.server.create_initialization_options())
             tg.cancel_scope.cancel()
 
 
+class _RecordedLines:
+    """stdin as an async iterator of lines that remembers each line until its message is handled.
+
+    The SDK's reader turns every line into exactly one item, in order, so the filter can pair an
+    unreadable item with the line it came from and answer with that line's request id. Reads wait
+    on the descriptor instead of blocking a worker thread, so a signal can stop the proxy at once
+    (a descriptor that cannot be polled, such as a regular file, is read in an abandonable thread).
+    """
+
+    def __init__(self, fd: int = 0) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._eof = False
+        self._was_blocking = os.get_blocking(fd)
+        self._pollable = True
+        self.lines: collections.deque[str] = collections.deque()
+
+    def __enter__(self) -> _RecordedLines:
+        os.set_blocking(self._fd, False)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.set_blocking(self._fd, self._was_blocking)
+
+    def __aiter__(self) -> _RecordedLines:
+        return self
+
+    async def __anext__(self) -> str:
+        while (end := self._buffer.find(b"\n", self._scanned)) < 0:
+            self._scanned = len(self._buffer)
+            if self._eof:
+                if not self._buffer:
+                    raise StopAsyncIteration
+                end = len(self._buffer)
+                break
+            chunk = await self._read()
+            if chunk:
+                self._buffer += chunk
+            else:
+                self._eof = True
+        line = self._buffer[:end].decode("utf-8", errors="replace")
+        del self._buffer[: end + 1]
+        self._scanned = 0
+        self.lines.append(line)
+        return line
+
+    async def _read(self) -> bytes:
+        while self._pollable:
+            try:
+                await anyio.wait_readable(self._fd)
+            except OSError:  # epoll refuses regular files
+                self._pollable = False
+                os.set_blocking(self._fd, True)
+                break
+            try:
+                return os.read(self._fd, STDIN_CHUNK)
+            except BlockingIOError:
+                continue
+        return await anyio.to_thread.run_sync(os.read, self._fd, STDIN_CHUNK, abandon_on_cancel=True)
+
+
 async def _answer_bad_lines(
-    source: Any, sink: anyio.abc.ObjectSendStream[SessionMessage | Exception], write: Any
+    source: Any,
+    sink: anyio.abc.ObjectSendStream[SessionMessage | Exception],
+    write: Any,
+    lines: collections.deque[str],
 ) -> None:
     async with sink:
         async for item in source:
+            line = lines.popleft() if lines else ""
             if isinstance(item, Exception):
                 logger.warning("answering an unreadable message: %s", _summary(item))
-                await write.send(SessionMessage(_error_for(item)))
+                await write.send(SessionMessage(_error_for(item, line)))
             else:
                 await sink.send(item)
 
 
-def _error_for(exc: Exception) -> types.JSONRPCError:
-    raw: Any = None
-    if isinstance(exc, ValidationError):
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
-        raw = errors[0].get("input") if errors else None
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except ValueError:
-                raw = None
+def _error_for(exc: Exception, line: str) -> types.JSONRPCError:
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
     request_id = raw.get("id") if isinstance(raw, dict) else None
     if isinstance(request_id, bool) or not isinstance(request_id, int | str):
         request_id = None

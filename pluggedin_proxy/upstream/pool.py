@@ -347,9 +347,7 @@ class UpstreamPool:
         return callbacks
 
 
-async def _pump(
-    source: Any, sink: anyio.abc.ObjectSendStream[SessionMessage | Exception], done: anyio.Event
-) -> None:
+async def _pump(source: Any, sink: anyio.abc.ObjectSendStream[SessionMessage | Exception], done: anyio.Event) -> None:
     """Relay the transport's messages to the session; the source ending means the upstream is gone."""
     try:
         async with sink:

@@ -14,6 +14,7 @@ Run from the repository root, over stdio:
 Environment switches, read once at start:
 
 - `ECHO_EXIT_AT_START=1`: write one line to stderr and exit with status 3 before serving.
+- `ECHO_START_MARKER=PATH`: append this process's id to PATH at start.
 - `ECHO_JUNK_STDOUT=1`: write a non-JSON line to fd 1 before the protocol starts, then serve normally.
 """
 
@@ -383,6 +384,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("echo_server: exiting at start because ECHO_EXIT_AT_START=1\n")
         sys.stderr.flush()
         sys.exit(3)
+    if marker := os.environ.get("ECHO_START_MARKER"):
+        # Lets a test see whether this server was spawned at all.
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\n")
     if os.environ.get("ECHO_JUNK_STDOUT") == "1":
         # Straight to fd 1, before stdio_server() moves the protocol off it.
         os.write(1, b"this line is not JSON-RPC\n")
