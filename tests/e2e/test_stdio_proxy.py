@@ -420,3 +420,55 @@ def test_listings_are_persisted_so_a_warm_start_spawns_nothing(write_config: Any
     assert second.returncode == 0 and "echo__echo" in second.stdout
     assert not marker.exists()
     assert sys.executable  # the same interpreter ran both
+
+
+class TestSubscriptionsAndEras:
+    async def test_resource_subscription_reaches_the_upstream_and_updates_come_back(self, write_config: Any) -> None:
+        """`resources/subscribe` is forwarded to the owner, and its `resources/updated` reaches the client."""
+        updated = anyio.Event()
+        uris: list[str] = []
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ResourceUpdatedNotification):
+                uris.append(message.params.uri)
+                updated.set()
+
+        config = write_config({"echo": echo_server()})
+        async with proxy_session(config, message_handler=on_message) as session:
+            subscribe = types.SubscribeRequest(params=types.SubscribeRequestParams(uri="echo://static"))
+            await session.send_request(subscribe, types.EmptyResult)
+            assert _text(await session.call_tool("echo__subscriptions", {})) == "echo://static"
+            await session.call_tool("echo__touch", {"uri": "echo://static"})
+            with anyio.fail_after(5):
+                await updated.wait()
+        assert uris == ["echo://static"]
+
+    async def test_a_2026_era_client_lists_and_calls_through_the_proxy(self, write_config: Any) -> None:
+        """A client speaking protocol 2026-07-28 (no handshake) is served on the same stdio endpoint."""
+        from mcp import Client
+        from mcp.client.stdio import StdioServerParameters
+
+        config = write_config({"echo": echo_server()})
+        command, *args = proxy_command("--config", str(config))
+        params = StdioServerParameters(command=command, args=args, env=dict(os.environ), cwd=str(REPO))
+        async with Client(params, mode="2026-07-28") as client:
+            assert client.protocol_version == "2026-07-28"
+            tools = await client.list_tools()
+            assert "echo__echo" in [t.name for t in tools.tools]
+            result = await client.call_tool("echo__echo", {"text": "modern"})
+            assert _text(result) == "modern"
+
+
+async def test_large_aggregates_are_paginated_with_an_opaque_cursor(write_config: Any) -> None:
+    """More tools than fit a page come in pages linked by `nextCursor`; a forged cursor is rejected."""
+    config = write_config({"big": echo_server("big", "--extra-tools", "1200")})
+    async with proxy_session(config) as session:
+        first = await session.list_tools()
+        assert first.next_cursor is not None
+        second = await session.list_tools(params=types.PaginatedRequestParams(cursor=first.next_cursor))
+        names = [t.name for t in first.tools] + [t.name for t in second.tools]
+        assert second.next_cursor is None
+        assert len(names) == len(set(names)) and {"big__extra_0", "big__extra_1199", "big__echo"} <= set(names)
+        with pytest.raises(MCPError) as caught:
+            await session.list_tools(params=types.PaginatedRequestParams(cursor="not-a-cursor"))
+        assert caught.value.code == types.INVALID_PARAMS
