@@ -96,24 +96,32 @@ async def test_restarted_http_upstream_is_reconnected_on_next_use(write_config: 
             assert _text(await session.call_tool("web__whoami", {})) == "web-again"
 
 
-async def test_sse_upstream_from_server_everything_is_listed_and_called(write_config: Any) -> None:
-    """The legacy HTTP+SSE transport works as an upstream (server-everything in SSE mode)."""
-    command = everything_server()["command"]
+@contextmanager
+def everything_over_sse() -> Iterator[int]:
+    """server-everything in its SSE mode; yields its port once it says it is running."""
     port = _free_port()
+    command = everything_server()["command"]
     proc = subprocess.Popen([command, "sse"], env={**os.environ, "PORT": str(port)}, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
             if "running on port" in line:
-                break
+                yield port
+                return
+        pytest.fail("server-everything exited before listening")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_sse_upstream_from_server_everything_is_listed_and_called(write_config: Any) -> None:
+    """The legacy HTTP+SSE transport works as an upstream (server-everything in SSE mode)."""
+    with everything_over_sse() as port:
         config = write_config({"legacy": {"url": f"http://127.0.0.1:{port}/sse"}})
         async with proxy_session(config) as session:
             names = [t.name for t in (await session.list_tools()).tools]
             assert "legacy__echo" in names
             assert "hello sse" in _text(await session.call_tool("legacy__echo", {"message": "hello sse"}))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 async def test_no_prefix_passes_a_single_server_through_unchanged(write_config: Any) -> None:
