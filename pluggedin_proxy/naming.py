@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 __all__ = [
@@ -123,7 +123,7 @@ class NameIndex:
         self._by_name[exposed] = entry
         self._by_name.setdefault(full, entry)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[NamedEntry]:
         return iter(self._entries)
 
     def __len__(self) -> int:

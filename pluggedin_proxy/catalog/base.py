@@ -96,3 +96,7 @@ class Catalog(Protocol):
     def invalidate(self, server_id: str | None = None) -> None:
         """Forget one server's listing (or all) so the next `listings` discovers it afresh."""
         ...
+
+    def update(self, server_id: str, listing: ServerListing) -> bool:
+        """Take a fresher listing read from the live server; return whether anything changed."""
+        ...

@@ -28,12 +28,12 @@ import anyio.abc
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
-from pluggedin_proxy.catalog.base import Catalog
 from pluggedin_proxy.errors import ProxyError, UnknownName, UpstreamError, UpstreamGone
 from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamPool
 from pluggedin_proxy.upstream.spec import ServerSpec
@@ -42,7 +42,7 @@ __all__ = ["Downstreams", "Forwarder", "clean_meta", "profile_of", "to_mcp_error
 
 logger = logging.getLogger(__name__)
 
-ResultT = TypeVar("ResultT")
+ResultT = TypeVar("ResultT", bound=BaseModel)
 
 # Connection-level keys the upstream session sets itself; forwarding ours would mislead it.
 _CONNECTION_META_KEYS = frozenset(
@@ -70,7 +70,7 @@ def strip_server_info(result: ResultT) -> ResultT:
     meta = getattr(result, "meta", None)
     if meta and types.SERVER_INFO_META_KEY in meta:
         cleaned = {k: v for k, v in meta.items() if k != types.SERVER_INFO_META_KEY}
-        return result.model_copy(update={"meta": cleaned or None})  # type: ignore[attr-defined]
+        return result.model_copy(update={"meta": cleaned or None})
     return result
 
 
@@ -140,7 +140,6 @@ class Forwarder:
     def __init__(self, pool_factory: Callable[[Forwarder], UpstreamPool], downstreams: Downstreams) -> None:
         self.pool = pool_factory(self)
         self.downstreams = downstreams
-        self.catalog: Catalog | None = None
         self.on_list_changed: Callable[[str, types.ServerNotification], Awaitable[None]] | None = None
         self.log_level: types.LoggingLevel | None = None
         self._seen: weakref.WeakSet[Upstream] = weakref.WeakSet()
@@ -173,8 +172,10 @@ class Forwarder:
         caller = Caller(ctx.session, ctx.request_id)
         session = ctx.session
 
-        async def progress(value: float, total: float | None, message: str | None) -> None:
-            await session.report_progress(value, total, message)
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            await session.report_progress(progress, total, message)
+
+        on_progress: ProgressFnT = report
 
         upstream.inflight.append(caller)
         try:
@@ -182,7 +183,7 @@ class Forwarder:
                 request,
                 result_type,
                 request_read_timeout_seconds=server.timeout,
-                progress_callback=progress,
+                progress_callback=on_progress,
             )
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED or (
@@ -219,10 +220,10 @@ class Forwarder:
     async def sampling(
         self, upstream: Upstream, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
-        result_type: Any = (
-            types.CreateMessageResultWithTools if (params.tools or params.tool_choice) else types.CreateMessageResult
-        )
-        return await self._relay(upstream, types.CreateMessageRequest(params=params), result_type)
+        request = types.CreateMessageRequest(params=params)
+        if params.tools or params.tool_choice:
+            return await self._relay(upstream, request, types.CreateMessageResultWithTools)
+        return await self._relay(upstream, request, types.CreateMessageResult)
 
     async def elicitation(
         self, upstream: Upstream, params: types.ElicitRequestParams
@@ -257,7 +258,7 @@ class Forwarder:
             caller = upstream.inflight[-1]
             await _quietly(caller.session.send_notification(notification, related_request_id=caller.request_id))
 
-    async def _relay(self, upstream: Upstream, request: Any, result_type: Any) -> Any:
+    async def _relay(self, upstream: Upstream, request: Any, result_type: type[ResultT]) -> ResultT | types.ErrorData:
         if not upstream.inflight:
             return types.ErrorData(
                 code=types.INVALID_REQUEST,

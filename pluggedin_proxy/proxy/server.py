@@ -82,7 +82,6 @@ class Proxy:
         self.pool = self.forwarder.pool
         self._profile: Profile = frozenset()
         self.catalog = catalog_factory(self.pool, lambda: self._profile)
-        self.forwarder.catalog = self.catalog
         self.forwarder.on_list_changed = self._upstream_list_changed
         self.forwarder.on_new_upstream(self._refresh_listing_soon)
         self.router = Router(self.catalog, prefix=prefix)
@@ -188,25 +187,19 @@ class Proxy:
         )
 
     async def subscribe_resource(self, ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams) -> Any:
-        route = await self.router.resource(params.uri)
-        upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
-        caps = upstream.capabilities.resources
-        if caps is not None and caps.subscribe:
-            upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
-            await self.forwarder.send(
-                ctx, route.server, types.SubscribeRequest(params=upstream_params), types.EmptyResult
-            )
-        return types.EmptyResult()
+        return await self._forward_subscription(ctx, params, types.SubscribeRequest)
 
     async def unsubscribe_resource(self, ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams) -> Any:
+        return await self._forward_subscription(ctx, params, types.UnsubscribeRequest)
+
+    async def _forward_subscription(self, ctx: ServerRequestContext[Any], params: Any, request_type: Any) -> Any:
+        """Pass (un)subscribe to the resource's owner; an owner that cannot subscribe is simply not asked."""
         route = await self.router.resource(params.uri)
         upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
         caps = upstream.capabilities.resources
         if caps is not None and caps.subscribe:
             upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
-            await self.forwarder.send(
-                ctx, route.server, types.UnsubscribeRequest(params=upstream_params), types.EmptyResult
-            )
+            await self.forwarder.send(ctx, route.server, request_type(params=upstream_params), types.EmptyResult)
         return types.EmptyResult()
 
     async def complete(self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> Any:
@@ -236,7 +229,7 @@ class Proxy:
 
     def _refresh_listing_soon(self, upstream: Upstream) -> None:
         """Re-list a server once it is connected: a persisted listing may be out of date."""
-        if self._tg is not None and hasattr(self.catalog, "update"):
+        if self._tg is not None:
             self._tg.start_soon(self._refresh_listing, upstream)
 
     async def _refresh_listing(self, upstream: Upstream) -> None:
@@ -245,13 +238,13 @@ class Proxy:
         except Exception as exc:
             logger.debug("could not re-list %r: %s", upstream.spec.name, exc)
             return
-        if self.catalog.update(upstream.spec.id, listing):  # type: ignore[attr-defined]
+        if self.catalog.update(upstream.spec.id, listing):
             logger.info("the offer of %r changed since it was last listed", upstream.spec.name)
             await self.announce_list_changed()
 
     async def _upstream_list_changed(self, server_id: str, notification: types.ServerNotification) -> None:
-        live = list(self.pool.live(server_id))
-        if live and hasattr(self.catalog, "update"):
+        live = self.pool.live(server_id)
+        if live:
             await self._refresh_listing(live[0])
         else:
             self.catalog.invalidate(server_id)

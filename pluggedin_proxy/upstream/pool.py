@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +33,7 @@ import anyio.abc
 import mcp_types as types
 from mcp import ClientSession
 from mcp.client import ClientRequestContext
+from mcp.client.session import LoggingFnT, MessageHandlerFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -301,7 +301,7 @@ class UpstreamPool:
             for upstream in holder:
                 upstream.mark_dead(upstream._dead_reason or "closed")
 
-    def _message_handler(self, holder: list[Upstream]) -> Callable[[Any], Awaitable[None]]:
+    def _message_handler(self, holder: list[Upstream]) -> MessageHandlerFnT:
         async def handle(message: types.ServerNotification | Exception) -> None:
             if isinstance(message, Exception):
                 logger.debug("upstream transport reported: %s", _describe(message))
@@ -311,7 +311,7 @@ class UpstreamPool:
 
         return handle
 
-    def _logging_callback(self, holder: list[Upstream]) -> Callable[[types.LoggingMessageNotificationParams], Any]:
+    def _logging_callback(self, holder: list[Upstream]) -> LoggingFnT:
         async def log(params: types.LoggingMessageNotificationParams) -> None:
             if holder:
                 await self._hooks.log(holder[0], params)
