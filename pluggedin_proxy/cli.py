@@ -70,7 +70,8 @@ def run(
         str | None,
         typer.Option(
             "--pluggedin-api-key",
-            help="plugged.in API key; serves the servers of your plugged.in App (also PLUGGEDIN_API_KEY).",
+            help="plugged.in API key: serve the servers of your plugged.in App (also PLUGGEDIN_API_KEY, "
+            "the keyring after `login`, or credentials files).",
             show_default=False,
         ),
     ] = None,
@@ -109,6 +110,13 @@ def run(
     discovery_timeout: Annotated[
         float, typer.Option("--discovery-timeout", help="Seconds one server may take to start and list.")
     ] = 30.0,
+    cache_ttl: Annotated[
+        float,
+        typer.Option("--cache-ttl", help="App mode: seconds the App's listings stay fresh (configs: twice that)."),
+    ] = 60.0,
+    app_timeout: Annotated[
+        float, typer.Option("--app-timeout", help="App mode: seconds one call to the plugged.in App may take.")
+    ] = 10.0,
     version: Annotated[
         bool | None,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
@@ -116,21 +124,29 @@ def run(
 ) -> None:
     """Run the proxy. Without a sub-command it serves MCP on stdio for an MCP client to launch."""
     if ctx.invoked_subcommand is not None:
-        ctx.obj = {"config": config, "no_prefix": no_prefix, "log_level": log_level}
+        ctx.obj = {
+            "config": config,
+            "no_prefix": no_prefix,
+            "log_level": log_level,
+            "api_key": pluggedin_api_key,
+            "base_url": pluggedin_api_base_url,
+        }
         return
     _configure_logging(log_level or "info")
-    api_key = pluggedin_api_key or os.environ.get("PLUGGEDIN_API_KEY")
     if transport not in ("stdio", "streamable-http"):
         _fail(f"unknown transport {transport!r}: use stdio or streamable-http")
     if transport == "streamable-http":
         _fail("--transport streamable-http is not available in this version yet; use stdio")
-    if api_key and config is None and not os.environ.get("PLUGGEDIN_CONFIG"):
-        _fail(
-            "plugged.in App mode (--pluggedin-api-key) is not available in this version yet; "
-            "serve a local config with --config FILE"
-        )
-    del pluggedin_api_base_url, port, stateless, require_api_auth  # used by later transports and App mode
-    settings = _settings(config, no_prefix=no_prefix, discovery_timeout=discovery_timeout)
+    del port, stateless, require_api_auth  # used by the HTTP transport
+    settings = _settings(
+        config,
+        no_prefix=no_prefix,
+        flag_key=pluggedin_api_key,
+        flag_base_url=pluggedin_api_base_url,
+        discovery_timeout=discovery_timeout,
+        cache_ttl=cache_ttl,
+        app_timeout=app_timeout,
+    )
 
     import anyio
 
@@ -156,7 +172,7 @@ def tools_command(
     """Print the aggregated tool catalog: exposed name, server and description."""
     parent = ctx.obj or {}
     _configure_logging(parent.get("log_level") or log_level)
-    settings = _settings(config or parent.get("config"), no_prefix=no_prefix or parent.get("no_prefix", False))
+    settings = _parent_settings(parent, config, no_prefix)
 
     import anyio
 
@@ -195,7 +211,7 @@ def call_command(
     """Call one tool through the proxy and print its result."""
     parent = ctx.obj or {}
     _configure_logging(parent.get("log_level") or log_level)
-    settings = _settings(config or parent.get("config"), no_prefix=no_prefix or parent.get("no_prefix", False))
+    settings = _parent_settings(parent, config, no_prefix)
     if json_arguments is not None and arguments:
         _fail("give the arguments either as key=value or with --json, not both")
     parsed: dict[str, Any] | None = None
@@ -223,13 +239,113 @@ def call_command(
         raise typer.Exit(1)
 
 
-def _settings(config: Path | None, *, no_prefix: bool, **options: Any) -> Any:
-    from pluggedin_proxy.catalog.config import default_config_path
-    from pluggedin_proxy.settings import Settings
+@app.command("login")
+def login_command(
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="The key to store; asked for (hidden) when absent.", show_default=False),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Your plugged.in App, if not https://plugged.in.", show_default=False),
+    ] = None,
+    to_file: Annotated[
+        bool,
+        typer.Option("--file", help="Store in ~/.config/pluggedin/credentials.json (mode 0600), not the keyring."),
+    ] = False,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Check the key against the App first.")] = True,
+) -> None:
+    """Store a plugged.in API key (and base URL) in the OS keyring, after checking it with the App."""
+    _configure_logging("warning")
+    from pluggedin_proxy.credentials import resolve_credentials, store_credentials, store_credentials_file
 
+    key = api_key or typer.prompt("plugged.in API key", hide_input=True)
+    credentials = resolve_credentials(flag_key=key.strip(), flag_base_url=base_url)
+    assert credentials.api_key is not None
+    if check:
+        import anyio
+
+        from pluggedin_proxy.runtime import check_app
+
+        count = anyio.run(check_app, credentials)
+        typer.echo(f"The App at {credentials.base_url} accepted the key ({count} active servers).")
+    secret = credentials.api_key.get_secret_value()
+    stored_url = credentials.base_url if base_url else None
+    if to_file:
+        where = str(store_credentials_file(secret, stored_url))
+    else:
+        where = store_credentials(secret, stored_url)
+    typer.echo(f"Stored the API key {credentials.redacted_key} in {where}.")
+
+
+@app.command("logout")
+def logout_command() -> None:
+    """Remove the stored API key and base URL from the keyring and the credentials file."""
+    _configure_logging("warning")
+    from pluggedin_proxy.credentials import forget_credentials
+
+    removed = forget_credentials()
+    typer.echo("Removed: " + ", ".join(removed) if removed else "No stored credentials were found.")
+
+
+@app.command("doctor")
+def doctor_command(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Show the resolved settings (and where each came from), the App's reachability and the servers."""
+    parent = ctx.obj or {}
+    _configure_logging(parent.get("log_level") or "error")
+    settings = _parent_settings(parent, config, False)
+
+    import anyio
+
+    from pluggedin_proxy.runtime import doctor
+
+    for line in anyio.run(doctor, settings):
+        typer.echo(line)
+
+
+@app.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def app_command(ctx: typer.Context) -> None:
+    """Serve the plugged.in App API from a local config (self-hosted App); see `app --help`."""
+    from pluggedin_proxy.selfhost.cli import main as selfhost_main
+
+    selfhost_main(list(ctx.args))
+
+
+def _parent_settings(parent: dict[str, Any], config: Path | None, no_prefix: bool) -> Any:
+    return _settings(
+        config or parent.get("config"),
+        no_prefix=no_prefix or parent.get("no_prefix", False),
+        flag_key=parent.get("api_key"),
+        flag_base_url=parent.get("base_url"),
+    )
+
+
+def _settings(
+    config: Path | None, *, no_prefix: bool, flag_key: str | None, flag_base_url: str | None, **options: Any
+) -> Any:
+    from pluggedin_proxy.catalog.config import default_config_path
+    from pluggedin_proxy.credentials import resolve_credentials
+    from pluggedin_proxy.settings import Mode, Settings
+
+    credentials = resolve_credentials(flag_key=flag_key, flag_base_url=flag_base_url)
     explicit = config is not None or bool(os.environ.get("PLUGGEDIN_CONFIG"))
+    path = config or default_config_path()
+    mode: Mode
+    if explicit:
+        mode = "local"
+    elif credentials.api_key is not None:
+        mode = "app"
+    elif path.exists():
+        mode = "local"
+    else:
+        mode = "unconfigured"
     return Settings(
-        config_path=config or default_config_path(), config_explicit=explicit, prefix=not no_prefix, **options
+        config_path=path,
+        credentials=credentials,
+        mode=mode,
+        config_explicit=explicit,
+        prefix=not no_prefix,
+        **options,
     )
 
 

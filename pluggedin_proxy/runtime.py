@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +18,11 @@ import anyio
 import anyio.abc
 import mcp_types as types
 
+from pluggedin_proxy.catalog.app_client import AppClient
+from pluggedin_proxy.catalog.base import Catalog
 from pluggedin_proxy.catalog.local import LocalCatalog
+from pluggedin_proxy.catalog.remote import RemoteCatalog
+from pluggedin_proxy.credentials import Credentials
 from pluggedin_proxy.errors import ConfigError
 from pluggedin_proxy.proxy.server import Proxy
 from pluggedin_proxy.settings import Settings
@@ -26,24 +32,42 @@ __all__ = ["build_proxy", "call_tool", "list_catalog", "serve"]
 logger = logging.getLogger(__name__)
 
 
+SETUP_HINT = (
+    "no servers configured: create {path} (mcpServers format) or pass --config FILE, "
+    "or use your plugged.in App with --pluggedin-api-key KEY or `pluggedin-mcp login`"
+)
+
+
 def build_proxy(settings: Settings) -> Proxy:
-    """A proxy over the local catalog `settings` names.
+    """A proxy over the catalog `settings` selects: the local config file or the plugged.in App.
 
     Raises:
         ConfigError: the config file is invalid, or missing although it was named explicitly.
     """
+    if settings.mode == "app":
+        credentials = settings.credentials
+        assert credentials.api_key is not None
+        prefix_tools = os.environ.get("PLUGGEDIN_UUID_TOOL_PREFIXING", "").lower() != "false"
+
+        def remote(pool: Any, profile: Any) -> Catalog:
+            assert credentials.api_key is not None
+            client = AppClient(
+                credentials.base_url, credentials.api_key, prefix_tools=prefix_tools, timeout=settings.app_timeout
+            )
+            return RemoteCatalog(client, listing_ttl=settings.cache_ttl, servers_ttl=settings.cache_ttl * 2)
+
+        return Proxy(remote, prefix=settings.prefix and prefix_tools, startup_timeout=settings.startup_timeout)
+
     path = settings.config_path
     specs: list[Any] | None = None
-    if not path.exists() and not settings.config_explicit:
-        logger.warning(
-            "no servers configured: %s does not exist. Create it (mcpServers format) or pass --config FILE.", path
-        )
+    if settings.mode == "unconfigured":
+        logger.warning(SETUP_HINT.format(path=path))
         specs = []
 
-    def catalog(pool: Any, profile: Any) -> LocalCatalog:
+    def local(pool: Any, profile: Any) -> Catalog:
         return LocalCatalog(path, pool, profile=profile, discovery_timeout=settings.discovery_timeout, specs=specs)
 
-    return Proxy(catalog, prefix=settings.prefix, startup_timeout=settings.startup_timeout)
+    return Proxy(local, prefix=settings.prefix, startup_timeout=settings.startup_timeout)
 
 
 async def serve(settings: Settings) -> None:
@@ -52,8 +76,8 @@ async def serve(settings: Settings) -> None:
 
     async with build_proxy(settings) as proxy, anyio.create_task_group() as tg:
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
-        servers = await proxy.catalog.servers()
-        logger.info("serving %d server(s) from %s on stdio", len(servers), settings.config_path)
+        source = settings.credentials.base_url if settings.mode == "app" else settings.config_path
+        logger.info("serving the %s catalog from %s on stdio", settings.mode, source)
         await serve_stdio(proxy)
         tg.cancel_scope.cancel()
 
@@ -68,8 +92,7 @@ async def _stop_on_signal(scope: anyio.CancelScope) -> None:
 
 async def list_catalog(settings: Settings, refresh: bool) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
     """Rows of (exposed name, server, description), and (server, error) for servers that failed."""
-    if not settings.config_path.exists():
-        raise ConfigError(f"{settings.config_path}: config file not found", path=str(settings.config_path))
+    _require_catalog(settings)
     async with build_proxy(settings) as proxy:
         if refresh:
             await proxy.catalog.discover()
@@ -86,8 +109,7 @@ async def call_tool(
     settings: Settings, name: str, arguments: dict[str, Any] | None, pairs: Sequence[tuple[str, str]]
 ) -> tuple[str, bool]:
     """Call one tool and render its result for a terminal; the flag says whether it is an error."""
-    if not settings.config_path.exists():
-        raise ConfigError(f"{settings.config_path}: config file not found", path=str(settings.config_path))
+    _require_catalog(settings)
     from mcp.shared.exceptions import MCPError
 
     from pluggedin_proxy.errors import ProxyError
@@ -107,6 +129,11 @@ async def call_tool(
         except MCPError as exc:
             raise ProxyError(f"the server answered with error {exc.code}: {exc.error.message}") from exc
         return _render(result), bool(result.is_error)
+
+
+def _require_catalog(settings: Settings) -> None:
+    if settings.mode == "unconfigured":
+        raise ConfigError(SETUP_HINT.format(path=settings.config_path))
 
 
 def _schema_of(view: Any, name: str) -> dict[str, Any]:
@@ -148,3 +175,77 @@ def _render(result: types.CallToolResult) -> str:
 
 def _first_line(text: str | None) -> str:
     return (text or "").strip().split("\n", 1)[0]
+
+
+async def check_app(credentials: Credentials) -> int:
+    """Ask the App for its servers with these credentials; return how many it has.
+
+    Raises:
+        CatalogError: the App rejected the key or could not be reached.
+    """
+    assert credentials.api_key is not None
+    async with AppClient(credentials.base_url, credentials.api_key) as client:
+        return len(await client.servers())
+
+
+async def doctor(settings: Settings) -> list[str]:
+    """Lines describing what is configured, where each setting came from, and what is reachable."""
+    from pluggedin_proxy import __version__
+    from pluggedin_proxy.catalog.config import load_config
+    from pluggedin_proxy.catalog.local import read_persisted_listings
+    from pluggedin_proxy.errors import CatalogError
+
+    creds = settings.credentials
+    config_state = "found" if settings.config_path.exists() else "not found"
+    lines = [
+        f"pluggedin-mcp {__version__}",
+        f"mode:        {settings.mode}",
+        f"config file: {settings.config_path} ({config_state})",
+        f"API key:     {creds.redacted_key} (from {creds.key_source})",
+        f"App:         {creds.base_url} (from {creds.base_url_source})",
+    ]
+    if settings.mode == "unconfigured":
+        lines.append("")
+        lines.append("Nothing to serve yet: " + SETUP_HINT.format(path=settings.config_path) + ".")
+        return lines
+    if settings.mode == "app":
+        assert creds.api_key is not None
+        async with AppClient(creds.base_url, creds.api_key) as client:
+            try:
+                servers = await client.servers()
+                latency = client.last_latency or 0.0
+                tools = await client.tools()
+            except CatalogError as exc:
+                lines.append(f"App status:  unreachable or refusing: {exc}")
+                return lines
+        lines.append(f"App status:  reachable, answered in {latency * 1000:.0f} ms")
+        per_server: dict[str, int] = {}
+        for tool in tools:
+            per_server[tool.server_uuid or ""] = per_server.get(tool.server_uuid or "", 0) + 1
+        lines.append(f"servers:     {len(servers)}")
+        for server in servers:
+            spec = server.to_spec()
+            lines.append(f"  {spec.name:<24} {spec.transport:<16} {per_server.get(spec.id, 0):>4} tools  {spec.target}")
+        return lines
+    specs = load_config(settings.config_path)
+    persisted = read_persisted_listings(settings.config_path)
+    lines.append(f"servers:     {len(specs)}")
+    now = time.time()
+    for spec in specs:
+        saved = persisted.get(spec.id)
+        if saved is None:
+            state = "not discovered yet"
+        elif saved.error:
+            state = f"FAILED {_age(now - saved.discovered_at)} ago: {saved.error}"
+        else:
+            state = f"{len(saved.tools)} tools, listed {_age(now - saved.discovered_at)} ago"
+        lines.append(f"  {spec.name:<24} {spec.transport:<16} {state}")
+    return lines
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"

@@ -6,17 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Settings"]
+from pluggedin_proxy.credentials import Credentials
 
-LogLevel = Literal["debug", "info", "warning", "error"]
+__all__ = ["Mode", "Settings"]
+
+Mode = Literal["local", "app", "unconfigured"]
+"""Where the catalog comes from: a local config file, the plugged.in App, or nowhere yet."""
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """What the command line and environment asked for."""
+    """What the command line, the environment and the credential stores asked for."""
 
     config_path: Path
     """The local catalog file (`mcpServers` format)."""
+    credentials: Credentials
+    mode: Mode = "local"
     config_explicit: bool = False
     """Whether `--config` or `$PLUGGEDIN_CONFIG` named the file (so a missing file is an error)."""
     transport: Literal["stdio", "streamable-http"] = "stdio"
@@ -26,8 +31,11 @@ class Settings:
     require_api_auth: bool = False
     prefix: bool = True
     """Expose names as `<server>__<name>`; off (`--no-prefix`) passes a single server through unchanged."""
-    log_level: LogLevel = "info"
     discovery_timeout: float = 30.0
     """Seconds one server may take to start and list its offer during discovery."""
     startup_timeout: float = 60.0
     """Seconds one server may take to start and finish its handshake."""
+    cache_ttl: float = 60.0
+    """Seconds the App's listings stay fresh (server configs: twice that)."""
+    app_timeout: float = 10.0
+    """Seconds one call to the App may take."""

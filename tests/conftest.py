@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import keyring
+import keyring.backends.fail
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -28,7 +30,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def clean_environ(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """No plugged.in settings, proxies or CA overrides leak in; HOME, config and cache are per test."""
+    """No plugged.in settings, keyring, proxies or CA overrides leak in; HOME, config and cache are per test."""
     home = tmp_path_factory.mktemp("home")
     for key in list(os.environ):
         if key.upper().startswith(_STRIPPED_PREFIXES):
@@ -36,7 +38,15 @@ def clean_environ(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
-    yield home
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    # A developer's real keyring must never be read by a test or by a proxy a test starts.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    try:
+        yield home
+    finally:
+        keyring.set_keyring(previous)
 
 
 def echo_server(name: str = "echo", *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -93,10 +103,11 @@ def proxy_command(*args: str) -> list[str]:
 
 @asynccontextmanager
 async def proxy_session(
-    config: Path, *extra: str, errlog: Any = None, **session_options: Any
+    config: Path | None, *extra: str, errlog: Any = None, **session_options: Any
 ) -> AsyncIterator[ClientSession]:
-    """An initialized client session with `pluggedin-mcp --config CONFIG` running as a subprocess."""
-    command, *args = proxy_command("--config", str(config), "--log-level", "debug", *extra)
+    """An initialized client session with `pluggedin-mcp [--config CONFIG] EXTRA…` running as a subprocess."""
+    config_args = ("--config", str(config)) if config is not None else ()
+    command, *args = proxy_command(*config_args, "--log-level", "debug", *extra)
     params = StdioServerParameters(command=command, args=args, env=dict(os.environ), cwd=str(REPO))
     log = errlog if errlog is not None else sys.stderr
     async with stdio_client(params, errlog=log) as (read, write), ClientSession(read, write, **session_options) as s:

@@ -12,14 +12,21 @@ import pluggedin_proxy.upstream
 
 EXPORTS = {
     pluggedin_proxy.catalog: [
+        "Activity",
+        "AppClient",
+        "Cached",
         "Catalog",
         "DiscoveryResult",
         "LocalCatalog",
+        "RateLimited",
+        "RemoteCatalog",
         "ServerListing",
+        "SharedListing",
         "default_config_path",
         "list_everything",
         "load_config",
         "parse_config",
+        "read_persisted_listings",
     ],
     pluggedin_proxy.upstream: [
         "Profile",

@@ -2,8 +2,10 @@
 
 The MCP layer depends on this interface only. A backend (the local config file, the plugged.in
 App) yields `ServerSpec`s and a `ServerListing` per server with the server's own, unprefixed names;
-naming and routing happen above it. `version` grows whenever any listing changes, so callers can
-rebuild derived views only when something moved.
+naming and routing happen above it. Items a backend lists without saying who owns them (the App's
+prompts, resources and templates) come as a `SharedListing`, and their owners are resolved when
+used. `version` grows whenever anything changes, so callers rebuild derived views only when
+something moved. A catalog is an async context manager: it may own background work.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import mcp_types as types
 
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["Catalog", "DiscoveryResult", "ServerListing"]
+__all__ = ["Activity", "Catalog", "DiscoveryResult", "ServerListing", "SharedListing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,43 @@ class ServerListing:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedListing:
+    """Prompts, resources and templates listed without their owner; resolved by name or URI on use."""
+
+    prompts: tuple[types.Prompt, ...] = ()
+    resources: tuple[types.Resource, ...] = ()
+    templates: tuple[types.ResourceTemplate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One served call, for the App's activity log."""
+
+    action: str
+    """`tool_call`, `prompt_get` or `resource_read`."""
+    server_name: str
+    server_uuid: str
+    item_name: str
+    """The original tool name, the prompt name or the URI."""
+    success: bool
+    execution_ms: int
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "action": self.action,
+            "serverName": self.server_name,
+            "serverUuid": self.server_uuid,
+            "itemName": self.item_name,
+            "success": self.success,
+            "executionTime": self.execution_ms,
+        }
+        if self.error:
+            body["errorMessage"] = self.error[:1000]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
 class DiscoveryResult:
     """The outcome of discovering one server, for people and the discovery tool."""
 
@@ -75,6 +115,12 @@ class DiscoveryResult:
 
 class Catalog(Protocol):
     """Where the proxy learns which servers exist and what they offer."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
     @property
     def version(self) -> int:
@@ -99,4 +145,20 @@ class Catalog(Protocol):
 
     def update(self, server_id: str, listing: ServerListing) -> bool:
         """Take a fresher listing read from the live server; return whether anything changed."""
+        ...
+
+    async def shared(self) -> SharedListing:
+        """Items listed without an owner (empty for catalogs that always know the owner)."""
+        ...
+
+    async def owner_of_prompt(self, name: str) -> str | None:
+        """The id of the server owning a shared prompt, if any."""
+        ...
+
+    async def owner_of_resource(self, uri: str) -> str | None:
+        """The id of the server owning a shared resource URI, if any."""
+        ...
+
+    def record(self, activity: Activity) -> None:
+        """Note a served call in the catalog's activity log, without waiting (a no-op where there is none)."""
         ...

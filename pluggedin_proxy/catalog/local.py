@@ -23,13 +23,13 @@ from typing import Any
 import anyio
 import mcp_types as types
 
-from pluggedin_proxy.catalog.base import DiscoveryResult, ServerListing
+from pluggedin_proxy.catalog.base import Activity, DiscoveryResult, ServerListing, SharedListing
 from pluggedin_proxy.catalog.config import load_config
 from pluggedin_proxy.errors import ProxyError
 from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamPool
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["LocalCatalog", "default_cache_dir", "list_everything"]
+__all__ = ["LocalCatalog", "default_cache_dir", "list_everything", "read_persisted_listings"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +106,27 @@ class LocalCatalog:
         self._version = 0
         self._load_persisted()
 
+    async def __aenter__(self) -> LocalCatalog:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
     @property
     def version(self) -> int:
         return self._version
+
+    async def shared(self) -> SharedListing:
+        return SharedListing()  # discovery always knows which server offers what
+
+    async def owner_of_prompt(self, name: str) -> str | None:
+        return None
+
+    async def owner_of_resource(self, uri: str) -> str | None:
+        return None
+
+    def record(self, activity: Activity) -> None:
+        return None  # a local catalog keeps no activity log
 
     async def servers(self) -> Sequence[ServerSpec]:
         return self._specs
@@ -237,6 +255,16 @@ class LocalCatalog:
             os.replace(tmp, self._cache_file)
         except OSError as exc:
             logger.warning("could not persist listings to %s: %s", self._cache_file, exc)
+
+
+def read_persisted_listings(config_path: Path, cache_dir: Path | None = None) -> dict[str, ServerListing]:
+    """The listings saved for a config file, whatever their connection keys, for `doctor`."""
+    cache_file = (cache_dir or default_cache_dir()) / f"listings-{_path_hash(config_path)}.json"
+    try:
+        data = json.loads(cache_file.read_text(encoding="utf-8"))
+        return {sid: ServerListing.from_json(saved["listing"]) for sid, saved in data.get("servers", {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _path_hash(path: Path) -> str:

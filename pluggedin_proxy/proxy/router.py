@@ -3,8 +3,10 @@
 `Router.view()` returns a `CatalogView` built from the catalog's listings: the exposed tools and
 prompts (renamed `<slug>__<name>`), resources and templates, with the exact indexes that map every
 exposed name or URI back to its server. A view is rebuilt only when the catalog's version moved,
-so listing and routing cost a dictionary lookup. A name that misses is resolved once more after
-re-discovering the servers that failed, since a client may call what it listed before a restart.
+so listing and routing cost a dictionary lookup. Items the catalog lists without an owner (the
+App's prompts, resources and templates) are exposed as they are named and resolved through the
+catalog when used. A name that misses is resolved once more after re-discovering the servers that
+failed, since a client may call what it listed before a restart.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
-from pluggedin_proxy.catalog.base import Catalog, ServerListing
+from pluggedin_proxy.catalog.base import Catalog, ServerListing, SharedListing
 from pluggedin_proxy.errors import UnknownName
 from pluggedin_proxy.naming import NamedEntry, NameIndex
 from pluggedin_proxy.upstream.spec import ServerSpec
@@ -87,9 +89,11 @@ class Router:
     async def view(self) -> CatalogView:
         """The current view, rebuilt if the catalog changed."""
         listings = await self.catalog.listings()
+        shared = await self.catalog.shared()
         view = self._view
         if view is None or view.version != self.catalog.version:
-            view = self._view = _build_view(self.catalog.version, await self.catalog.servers(), listings, self.prefix)
+            servers = await self.catalog.servers()
+            view = self._view = _build_view(self.catalog.version, servers, listings, shared, self.prefix)
         return view
 
     async def tool(self, name: str) -> Route:
@@ -105,17 +109,30 @@ class Router:
 
     async def prompt(self, name: str) -> Route:
         """The server and original name of an exposed prompt name."""
-        route = (await self.view()).route_prompt(name) or (await self._after_retry()).route_prompt(name)
+        view = await self.view()
+        route = view.route_prompt(name) or await self._owned_by(view, await self.catalog.owner_of_prompt(name), name)
+        route = route or (await self._after_retry()).route_prompt(name)
         if route is None:
             raise UnknownName("prompt", name)
         return route
 
     async def resource(self, uri: str) -> Route:
-        """The server owning a resource URI, by exact match, then by template."""
-        route = (await self.view()).route_resource(uri) or (await self._after_retry()).route_resource(uri)
+        """The server owning a resource URI, by exact match, then by template, then by asking the catalog."""
+        view = await self.view()
+        route = view.route_resource(uri) or await self._owned_by(view, await self.catalog.owner_of_resource(uri), uri)
+        route = route or (await self._after_retry()).route_resource(uri)
         if route is None:
             raise UnknownName("resource", uri)
         return route
+
+    async def _owned_by(self, view: CatalogView, server_id: str | None, name: str) -> Route | None:
+        if server_id is None:
+            return None
+        server = view.servers.get(server_id)
+        if server is None:
+            logger.warning("the catalog says %r belongs to server %r, which is not active", name, server_id)
+            return None
+        return Route(server, name)
 
     async def _after_retry(self) -> CatalogView:
         view = await self.view()
@@ -126,7 +143,11 @@ class Router:
 
 
 def _build_view(
-    version: int, servers: Sequence[ServerSpec], listings: Mapping[str, ServerListing], prefix: bool
+    version: int,
+    servers: Sequence[ServerSpec],
+    listings: Mapping[str, ServerListing],
+    shared: SharedListing,
+    prefix: bool,
 ) -> CatalogView:
     by_id = {spec.id: spec for spec in servers}
     present = [spec for spec in servers if spec.id in listings]
@@ -143,7 +164,7 @@ def _build_view(
     prompts_by_key = {(spec.id, p.name): p for spec in present for p in listings[spec.id].prompts}
     prompts = tuple(
         prompts_by_key[(e.server_id, e.original)].model_copy(update={"name": e.exposed}) for e in prompt_index
-    )
+    ) + tuple(p for p in shared.prompts if prompt_index.resolve(p.name) is None)
 
     resources: list[types.Resource] = []
     owners: dict[str, str] = {}
@@ -161,6 +182,8 @@ def _build_view(
             owners[resource.uri] = spec.id
             resources.append(resource)
 
+    resources.extend(r for r in shared.resources if r.uri not in owners)
+
     templates: list[types.ResourceTemplate] = []
     template_owners: list[tuple[UriTemplate, str]] = []
     for spec in present:
@@ -173,6 +196,7 @@ def _build_view(
             templates.append(template)
             template_owners.append((parsed, spec.id))
 
+    templates.extend(shared.templates)
     return CatalogView(
         version=version,
         servers=by_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
@@ -26,11 +27,11 @@ from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter
 
 from pluggedin_proxy import __version__
-from pluggedin_proxy.catalog.base import Catalog
+from pluggedin_proxy.catalog.base import Activity, Catalog
 from pluggedin_proxy.catalog.local import list_everything
 from pluggedin_proxy.errors import UnknownName
 from pluggedin_proxy.proxy.forwarding import Downstreams, Forwarder, clean_meta, profile_of, to_mcp_error
-from pluggedin_proxy.proxy.router import Router
+from pluggedin_proxy.proxy.router import Route, Router
 from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamPool
 
 __all__ = ["Proxy", "ProxyServer"]
@@ -46,6 +47,7 @@ INSTRUCTIONS = (
 )
 
 ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 _CALL_TOOL_RESULT: TypeAdapter[types.CallToolResult] = TypeAdapter(types.CallToolResult)
 
@@ -92,6 +94,7 @@ class Proxy:
     async def __aenter__(self) -> Proxy:
         self._stack = AsyncExitStack()
         await self._stack.enter_async_context(self.pool)
+        await self._stack.enter_async_context(self.catalog)
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         return self
 
@@ -162,15 +165,17 @@ class Proxy:
     async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         route = await self.router.tool(params.name)
         upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
-        return await self.forwarder.send(
-            ctx, route.server, types.CallToolRequest(params=upstream_params), _CALL_TOOL_RESULT
+        request = types.CallToolRequest(params=upstream_params)
+        return await self._recorded(
+            "tool_call", route, self.forwarder.send(ctx, route.server, request, _CALL_TOOL_RESULT)
         )
 
     async def get_prompt(self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> Any:
         route = await self.router.prompt(params.name)
         upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
-        return await self.forwarder.send(
-            ctx, route.server, types.GetPromptRequest(params=upstream_params), types.GetPromptResult
+        request = types.GetPromptRequest(params=upstream_params)
+        return await self._recorded(
+            "prompt_get", route, self.forwarder.send(ctx, route.server, request, types.GetPromptResult)
         )
 
     async def read_resource(self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> Any:
@@ -182,9 +187,36 @@ class Proxy:
                 types.INVALID_PARAMS, f"Resource not found: {params.uri}", data={"uri": params.uri}
             ) from None
         upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
-        return await self.forwarder.send(
-            ctx, route.server, types.ReadResourceRequest(params=upstream_params), types.ReadResourceResult
+        request = types.ReadResourceRequest(params=upstream_params)
+        return await self._recorded(
+            "resource_read", route, self.forwarder.send(ctx, route.server, request, types.ReadResourceResult)
         )
+
+    async def _recorded(self, action: str, route: Route, call: Awaitable[ResultT]) -> ResultT:
+        """Await `call` and note it in the catalog's activity log; the log never delays or fails it."""
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            result = await call
+        except Exception as exc:
+            error = str(to_mcp_error(exc).error.message)
+            raise
+        else:
+            if getattr(result, "is_error", False):
+                error = "the tool reported an error"
+            return result
+        finally:
+            self.catalog.record(
+                Activity(
+                    action=action,
+                    server_name=route.server.name,
+                    server_uuid=route.server.id,
+                    item_name=route.name,
+                    success=error is None,
+                    execution_ms=int((time.monotonic() - started) * 1000),
+                    error=error,
+                )
+            )
 
     async def subscribe_resource(self, ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams) -> Any:
         return await self._forward_subscription(ctx, params, types.SubscribeRequest)

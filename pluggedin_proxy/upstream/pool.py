@@ -173,7 +173,16 @@ class UpstreamPool:
                 return upstream
             upstream = await self._connect_with_retries(spec, profile)
             self._live[key] = upstream
+            self._retire_other_configs(spec)
             return upstream
+
+    def _retire_other_configs(self, spec: ServerSpec) -> None:
+        """Close this server's sessions made with connection fields that no longer apply."""
+        for key, old in list(self._live.items()):
+            if key[0] == spec.id and key[1] != spec.connection_key:
+                logger.info("closing the old session of %r: its connection settings changed", spec.name)
+                old.close()
+                del self._live[key]
 
     def retire(self, server_id: str) -> None:
         """Close every upstream of one server, e.g. after its configuration changed."""
@@ -202,7 +211,9 @@ class UpstreamPool:
         record = self._records.setdefault(spec.id, _ServerRecord())
         retrying = AsyncRetrying(
             stop=stop_after_attempt(START_ATTEMPTS),
-            wait=wait_exponential_jitter(initial=START_BACKOFF_INITIAL, max=START_BACKOFF_MAX),
+            wait=wait_exponential_jitter(
+                multiplier=START_BACKOFF_INITIAL, max=START_BACKOFF_MAX, jitter=START_BACKOFF_INITIAL
+            ),
             retry=retry_if_exception(_is_transient),
             reraise=True,
         )

@@ -1,0 +1,156 @@
+"""A cached value with a time to live, refreshed the way a proxy in front of a flaky source needs.
+
+`Cached.get()` serves a fresh value from memory. A stale value is served at once while one
+background refresh runs (stale-while-revalidate). When the source fails, the last good value keeps
+being served (stale-if-error) and the failure is remembered for `doctor` and `/health`. Only with
+no value at all does a caller wait for the source, and concurrent callers share that one fetch
+(single flight). The owner supplies a task group for the background refreshes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import anyio
+import anyio.abc
+
+from pluggedin_proxy.errors import CatalogError
+
+__all__ = ["CacheStats", "Cached"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class CacheStats:
+    """Counters for `/metrics` and `doctor`."""
+
+    hits: int = 0
+    misses: int = 0
+    stale_serves: int = 0
+    refresh_errors: int = 0
+
+
+class Cached(Generic[T]):
+    """One value fetched from a slow or unreliable source, kept for `ttl` seconds."""
+
+    def __init__(
+        self,
+        name: str,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        ttl: float,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._fetch = fetch
+        self.ttl = ttl
+        self._on_change = on_change
+        self._value: T | None = None
+        self._has_value = False
+        self._fetched_at = 0.0
+        self._refreshing: anyio.Event | None = None
+        self._spawn: Callable[..., object] | None = None
+        self.last_error: str | None = None
+        self._last_exc: CatalogError | None = None
+        self.stats = CacheStats()
+
+    def bind(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Run background refreshes in `task_group`; without one, stale values are refreshed inline."""
+        self._spawn = task_group.start_soon
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the value was fetched, or `None` if there is none."""
+        return time.monotonic() - self._fetched_at if self._has_value else None
+
+    @property
+    def stale(self) -> bool:
+        age = self.age
+        return age is None or age >= self.ttl
+
+    async def get(self) -> T:
+        """The value: fresh, or stale while refreshing, or fetched now when there is none.
+
+        Raises:
+            CatalogError: there is no value and the source failed.
+        """
+        if self._has_value:
+            if not self.stale:
+                self.stats.hits += 1
+                return self._value  # type: ignore[return-value]
+            self.stats.stale_serves += 1
+            if self._spawn is not None:
+                if self._refreshing is None:
+                    self._refreshing = anyio.Event()
+                    self._spawn(self._refresh_quietly)
+                return self._value  # type: ignore[return-value]
+            await self._refresh_quietly()
+            return self._value  # type: ignore[return-value]
+        self.stats.misses += 1
+        await self.refresh()
+        return self._value  # type: ignore[return-value]
+
+    async def refresh(self) -> T:
+        """Fetch now (joining a fetch already running).
+
+        Raises:
+            CatalogError: the source failed and there is no earlier value to fall back on.
+        """
+        if self._refreshing is not None:
+            event = self._refreshing
+            await event.wait()
+            if not self._has_value:
+                raise self._last_exc or CatalogError(f"could not fetch the {self.name}")
+            return self._value  # type: ignore[return-value]
+        self._refreshing = anyio.Event()
+        try:
+            return await self._do_refresh()
+        except CatalogError:
+            if not self._has_value:
+                raise
+            logger.warning("serving the cached %s: the refresh failed: %s", self.name, self.last_error)
+            return self._value  # type: ignore[return-value]
+        finally:
+            self._refreshing.set()
+            self._refreshing = None
+
+    def invalidate(self) -> None:
+        """Make the value stale so the next `get` refreshes it (the old value still serves if that fails)."""
+        if self._has_value:
+            self._fetched_at = time.monotonic() - self.ttl - 1
+
+    async def _refresh_quietly(self) -> None:
+        event = self._refreshing
+        try:
+            await self._do_refresh()
+        except CatalogError as exc:
+            logger.warning("serving the cached %s: the refresh failed: %s", self.name, exc)
+        finally:
+            if event is not None:
+                event.set()
+            if self._refreshing is event:
+                self._refreshing = None
+
+    async def _do_refresh(self) -> T:
+        try:
+            value = await self._fetch()
+        except CatalogError as exc:
+            self.stats.refresh_errors += 1
+            self.last_error = str(exc)
+            self._last_exc = exc
+            raise
+        changed = not self._has_value or value != self._value
+        self._value = value
+        self._has_value = True
+        self._fetched_at = time.monotonic()
+        self.last_error = None
+        if changed and self._on_change is not None:
+            self._on_change()
+        return value
