@@ -36,6 +36,18 @@ SETUP_HINT = (
     "no servers configured: create {path} (mcpServers format) or pass --config FILE, "
     "or use your plugged.in App with --pluggedin-api-key KEY or `pluggedin-mcp login`"
 )
+SETUP_GUIDE = """pluggedin-mcp is running but has no MCP servers to offer yet.
+
+To use servers from your plugged.in App, get an API key at https://plugged.in (Settings, API keys)
+and either add `--pluggedin-api-key YOUR_KEY` to this server's arguments in your MCP client's
+configuration, set PLUGGEDIN_API_KEY, or run `pluggedin-mcp login` once in a terminal.
+
+To use servers without an account, list them in {path} in the mcpServers format your client
+already uses, for example:
+
+{{"mcpServers": {{"time": {{"command": "uvx", "args": ["mcp-server-time"]}}}}}}
+
+Then restart your MCP client. `pluggedin-mcp doctor` in a terminal shows what is configured."""
 
 
 def build_proxy(settings: Settings) -> Proxy:
@@ -60,14 +72,16 @@ def build_proxy(settings: Settings) -> Proxy:
 
     path = settings.config_path
     specs: list[Any] | None = None
+    options: dict[str, Any] = {}
     if settings.mode == "unconfigured":
         logger.warning(SETUP_HINT.format(path=path))
         specs = []
+        options["instructions"] = SETUP_GUIDE.format(path=path)
 
     def local(pool: Any, profile: Any) -> Catalog:
         return LocalCatalog(path, pool, profile=profile, discovery_timeout=settings.discovery_timeout, specs=specs)
 
-    return Proxy(local, prefix=settings.prefix, startup_timeout=settings.startup_timeout)
+    return Proxy(local, prefix=settings.prefix, startup_timeout=settings.startup_timeout, **options)
 
 
 async def serve(settings: Settings) -> None:
@@ -217,6 +231,7 @@ async def doctor(settings: Settings) -> list[str]:
                 tools = await client.tools()
             except CatalogError as exc:
                 lines.append(f"App status:  unreachable or refusing: {exc}")
+                lines.extend(_stale_view(creds.base_url))
                 return lines
         lines.append(f"App status:  reachable, answered in {latency * 1000:.0f} ms")
         per_server: dict[str, int] = {}
@@ -240,6 +255,29 @@ async def doctor(settings: Settings) -> list[str]:
         else:
             state = f"{len(saved.tools)} tools, listed {_age(now - saved.discovered_at)} ago"
         lines.append(f"  {spec.name:<24} {spec.transport:<16} {state}")
+    return lines
+
+
+def _stale_view(base_url: str) -> list[str]:
+    from pluggedin_proxy.catalog.remote import read_app_snapshot
+
+    snapshot = read_app_snapshot(base_url)
+    if not snapshot:
+        return ["cache:       nothing cached from this App yet"]
+    now = time.time()
+    fetched = snapshot.get("fetched", {})
+    newest = max(fetched.values(), default=None)
+    lines = [
+        f"cache:       STALE: the proxy's last good answer from this App is {_age(now - newest)} old"
+        if newest is not None
+        else "cache:       STALE",
+    ]
+    lines.extend(f"  {name:<14} fetched {_age(now - when)} ago" for name, when in sorted(fetched.items()))
+    lines.append(f"servers:     {len(snapshot.get('servers', []))} (as last seen)")
+    lines.extend(
+        f"  {server['name']:<24} {server['transport']:<16} {server['tools']:>4} tools"
+        for server in snapshot.get("servers", [])
+    )
     return lines
 
 

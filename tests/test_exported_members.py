@@ -26,6 +26,7 @@ EXPORTS = {
         "list_everything",
         "load_config",
         "parse_config",
+        "read_app_snapshot",
         "read_persisted_listings",
     ],
     pluggedin_proxy.upstream: [

@@ -5,7 +5,7 @@ from pluggedin_proxy.catalog.base import Activity, Catalog, DiscoveryResult, Ser
 from pluggedin_proxy.catalog.cache import Cached
 from pluggedin_proxy.catalog.config import default_config_path, load_config, parse_config
 from pluggedin_proxy.catalog.local import LocalCatalog, list_everything, read_persisted_listings
-from pluggedin_proxy.catalog.remote import RemoteCatalog
+from pluggedin_proxy.catalog.remote import RemoteCatalog, read_app_snapshot
 
 __all__ = [
     "Activity",
@@ -22,5 +22,6 @@ __all__ = [
     "list_everything",
     "load_config",
     "parse_config",
+    "read_app_snapshot",
     "read_persisted_listings",
 ]

@@ -70,6 +70,10 @@ class Cached(Generic[T]):
         """Seconds since the value was fetched, or `None` if there is none."""
         return time.monotonic() - self._fetched_at if self._has_value else None
 
+    def peek(self) -> T | None:
+        """The value held now, without fetching."""
+        return self._value if self._has_value else None
+
     @property
     def stale(self) -> bool:
         age = self.age

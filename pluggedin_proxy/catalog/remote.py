@@ -9,13 +9,23 @@ which the App lists without saying who serves them, are resolved through `/api/r
 remembered for a while. A live server's own listing (read after it connects or announces
 `list_changed`) overrides the App's tools for that server until the next discovery, since the App
 only stores names, descriptions and schemas.
+
+What the App last said is also summarised on disk (server ids, names, transports and tool counts,
+with when each was fetched; never connection details or secrets), so `doctor` can show how old the
+proxy's view is when the App cannot be reached.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,7 +37,7 @@ from pluggedin_proxy.catalog.base import Activity, DiscoveryResult, ServerListin
 from pluggedin_proxy.catalog.cache import Cached
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["RemoteCatalog"]
+__all__ = ["RemoteCatalog", "read_app_snapshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +59,10 @@ class RemoteCatalog:
         *,
         listing_ttl: float = DEFAULT_LISTING_TTL,
         servers_ttl: float = DEFAULT_SERVERS_TTL,
+        snapshot_dir: Path | None = None,
     ) -> None:
         self.client = client
+        self._snapshot_file = snapshot_path(client.base_url, snapshot_dir)
         self._version = 0
         bump = self._bump
         self.servers_cache: Cached[tuple[ServerSpec, ...]] = Cached(
@@ -97,6 +109,30 @@ class RemoteCatalog:
 
     def _bump(self) -> None:
         self._version += 1
+        self._write_snapshot()
+
+    def _write_snapshot(self) -> None:
+        servers = self.servers_cache.peek() or ()
+        tools = self.tools_cache.peek() or ()
+        counts: dict[str, int] = {}
+        for server_id, _ in tools:
+            counts[server_id] = counts.get(server_id, 0) + 1
+        now = time.time()
+        snapshot = {
+            "base_url": self.client.base_url,
+            "fetched": {c.name: now - c.age for c in self.caches if c.age is not None},
+            "servers": [
+                {"id": s.id, "name": s.name, "transport": s.transport, "tools": counts.get(s.id, 0)} for s in servers
+            ],
+        }
+        try:
+            self._snapshot_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._snapshot_file.parent, prefix=".app-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(snapshot, f)
+            os.replace(tmp, self._snapshot_file)
+        except OSError as exc:
+            logger.debug("could not save the App snapshot: %s", exc)
 
     async def servers(self) -> Sequence[ServerSpec]:
         return await self.servers_cache.get()
@@ -207,3 +243,20 @@ class RemoteCatalog:
 
     async def _fetch_templates(self) -> tuple[Any, ...]:
         return tuple(t.to_template() for t in await self.client.templates())
+
+
+def snapshot_path(base_url: str, directory: Path | None = None) -> Path:
+    """Where the summary of what one App last said is kept."""
+    from pluggedin_proxy.catalog.local import default_cache_dir
+
+    digest = hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:16]
+    return (directory or default_cache_dir()) / f"app-{digest}.json"
+
+
+def read_app_snapshot(base_url: str, directory: Path | None = None) -> dict[str, Any] | None:
+    """The summary a proxy saved of what the App at `base_url` last said, if any."""
+    try:
+        data = json.loads(snapshot_path(base_url, directory).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -77,7 +77,9 @@ class Proxy:
         *,
         prefix: bool = True,
         startup_timeout: float | None = None,
+        instructions: str = INSTRUCTIONS,
     ) -> None:
+        self.instructions = instructions
         self.downstreams = Downstreams()
         pool_options = {} if startup_timeout is None else {"startup_timeout": startup_timeout}
         self.forwarder = Forwarder(lambda hooks: UpstreamPool(hooks, **pool_options), self.downstreams)
@@ -108,7 +110,7 @@ class Proxy:
             "pluggedin-mcp",
             version=__version__,
             title="plugged.in MCP proxy",
-            instructions=INSTRUCTIONS,
+            instructions=self.instructions,
             on_list_tools=self._handler(self.list_tools),
             on_call_tool=self._handler(self.call_tool),
             on_list_prompts=self._handler(self.list_prompts),

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import REPO, echo_server, proxy_session
+from tests.conftest import REPO, echo_server, proxy_command, proxy_session
 
 pytestmark = pytest.mark.anyio
 
@@ -199,6 +199,14 @@ async def test_the_app_going_down_after_warm_up_does_not_break_lists_calls_gets_
             assert (await session.read_resource("echo://static")).contents
             assert [r.uri for r in (await session.list_resources()).resources] == ["echo://static"]
             assert len(faults.seen) > before  # the proxy did try the App, and fell back
+            doctor = await anyio.run_process(
+                [*proxy_command("--pluggedin-api-key", KEY, "--pluggedin-api-base-url", url), "doctor"],
+                check=False,
+                cwd=REPO,
+            )
+    report = doctor.stdout.decode()
+    assert "unreachable" in report and "STALE" in report and "echo" in report
+    assert KEY not in report
 
 
 @pytest.mark.parametrize(
