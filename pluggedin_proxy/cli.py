@@ -379,6 +379,38 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("pluggedin_proxy").setLevel(numeric)
 
 
+def _known_arguments(argv: list[str]) -> list[str]:
+    """`argv` without what the proxy command does not know, when no sub-command is named.
+
+    The TypeScript proxy ignores unknown options and extra arguments (MCP Inspector and some
+    launchers add their own); as its drop-in, the bare command does the same, saying so on stderr.
+    Sub-commands are for people and stay strict.
+    """
+    command = typer.main.get_command(app)
+    commands = set(getattr(command, "commands", {}))
+    takes_value: dict[str, bool] = {"--help": False, "-h": False}
+    for param in command.params:
+        for opt in (*param.opts, *param.secondary_opts):
+            takes_value[opt] = not getattr(param, "is_flag", False)
+    kept: list[str] = []
+    ignored: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token in commands or token == "--":
+            return argv  # a sub-command (or an explicit end of options): leave parsing to typer
+        name = token.split("=", 1)[0]
+        if name in takes_value:
+            kept.append(token)
+            value = next(tokens, None) if takes_value[name] and "=" not in token else None
+            if value is not None:
+                kept.append(value)
+        else:
+            ignored.append(token)
+    if ignored:
+        typer.echo(f"pluggedin-mcp: ignoring unknown arguments: {' '.join(ignored)}", err=True)
+    return kept
+
+
 def _fail(message: str) -> NoReturn:
     typer.echo(f"pluggedin-mcp: {message}", err=True)
     raise typer.Exit(1)
@@ -389,7 +421,7 @@ def main() -> None:
     from pluggedin_proxy.errors import ProxyError
 
     try:
-        app()
+        app(args=_known_arguments(sys.argv[1:]))
     except ProxyError as exc:
         typer.echo(f"pluggedin-mcp: {exc}", err=True)
         sys.exit(1)

@@ -132,7 +132,8 @@ async def call_tool(
         try:
             route = await proxy.router.tool(name)
             if arguments is None:
-                schema = _schema_of(await proxy.router.view(), name)
+                tool = (await proxy.router.view()).tools_by_name.get(name)
+                schema = tool.input_schema.get("properties", {}) if tool is not None else {}
                 arguments = {key: _coerce(value, schema.get(key)) for key, value in pairs}
             upstream = await proxy.forwarder.upstream(route.server, frozenset())
             result = await upstream.session.send_request(
@@ -148,15 +149,6 @@ async def call_tool(
 def _require_catalog(settings: Settings) -> None:
     if settings.mode == "unconfigured":
         raise ConfigError(SETUP_HINT.format(path=settings.config_path))
-
-
-def _schema_of(view: Any, name: str) -> dict[str, Any]:
-    entry = view.tool_index.resolve(name)
-    for tool, indexed in zip(view.tools, view.tool_index, strict=True):
-        if indexed is entry:
-            props = tool.input_schema.get("properties", {})
-            return props if isinstance(props, dict) else {}
-    return {}
 
 
 def _coerce(value: str, schema: Any) -> Any:

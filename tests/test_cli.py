@@ -190,3 +190,21 @@ def test_call_of_a_tool_that_returns_an_error_exits_1_and_prints_the_error():
     result = run("call", "notes__delete_note", "id=nope", "--config", EXAMPLE_CONFIG)
     assert result.returncode == 1
     assert "No note with id 'nope'" in result.stdout
+
+
+def test_the_proxy_command_ignores_arguments_it_does_not_know(tmp_path: Path) -> None:
+    """Like the TypeScript proxy, unknown options and words are ignored (and named on stderr), not fatal."""
+    config = tmp_path / "empty.json"
+    config.write_text('{"mcpServers": {}}')
+    done = subprocess.run(
+        proxy_command("--config", str(config), "--inspector-option", "value", "stray"),
+        input='{"jsonrpc": "2.0", "id": 1, "method": "ping"}\n',
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=os.environ.copy(),
+    )
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["result"] == {}
+    assert "ignoring unknown arguments: --inspector-option value stray" in done.stderr

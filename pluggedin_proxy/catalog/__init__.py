@@ -1,7 +1,7 @@
 """Catalogs: where the proxy learns which servers exist and what they offer."""
 
 from pluggedin_proxy.catalog.app_client import AppClient, RateLimited
-from pluggedin_proxy.catalog.base import Activity, Catalog, DiscoveryResult, ServerListing, SharedListing
+from pluggedin_proxy.catalog.base import Activity, Catalog, DiscoveryResult, ServerListing
 from pluggedin_proxy.catalog.cache import Cached
 from pluggedin_proxy.catalog.config import default_config_path, load_config, parse_config
 from pluggedin_proxy.catalog.local import LocalCatalog, list_everything, read_persisted_listings
@@ -17,7 +17,6 @@ __all__ = [
     "RateLimited",
     "RemoteCatalog",
     "ServerListing",
-    "SharedListing",
     "default_config_path",
     "list_everything",
     "load_config",

@@ -2,10 +2,11 @@
 
 The MCP layer depends on this interface only. A backend (the local config file, the plugged.in
 App) yields `ServerSpec`s and a `ServerListing` per server with the server's own, unprefixed names;
-naming and routing happen above it. Items a backend lists without saying who owns them (the App's
-prompts, resources and templates) come as a `SharedListing`, and their owners are resolved when
-used. `version` grows whenever anything changes, so callers rebuild derived views only when
-something moved. A catalog is an async context manager: it may own background work.
+naming and routing happen above it. Items a backend lists without saying who owns them (the
+App's prompts, resources and templates) are "shared": each kind is fetched on its own, only to
+list that kind, and their owners are resolved when used. `version` grows whenever anything
+changes, so callers rebuild derived views only when something moved. A catalog is an async
+context manager: it may own background work.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import mcp_types as types
 
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["Activity", "Catalog", "DiscoveryResult", "ServerListing", "SharedListing"]
+__all__ = ["Activity", "Catalog", "DiscoveryResult", "ServerListing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +63,6 @@ class ServerListing:
             error=data.get("error"),
             discovered_at=float(data.get("discovered_at", 0.0)),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class SharedListing:
-    """Prompts, resources and templates listed without their owner; resolved by name or URI on use."""
-
-    prompts: tuple[types.Prompt, ...] = ()
-    resources: tuple[types.Resource, ...] = ()
-    templates: tuple[types.ResourceTemplate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +139,16 @@ class Catalog(Protocol):
         """Take a fresher listing read from the live server; return whether anything changed."""
         ...
 
-    async def shared(self) -> SharedListing:
-        """Items listed without an owner (empty for catalogs that always know the owner)."""
+    async def shared_prompts(self) -> tuple[types.Prompt, ...]:
+        """Prompts listed without their owner (none for catalogs that always know the owner)."""
+        ...
+
+    async def shared_resources(self) -> tuple[types.Resource, ...]:
+        """Resources listed without their owner."""
+        ...
+
+    async def shared_templates(self) -> tuple[types.ResourceTemplate, ...]:
+        """Resource templates listed without their owner."""
         ...
 
     async def owner_of_prompt(self, name: str) -> str | None:

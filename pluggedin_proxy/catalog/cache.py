@@ -85,71 +85,65 @@ class Cached(Generic[T]):
         Raises:
             CatalogError: there is no value and the source failed.
         """
-        if self._has_value:
-            if not self.stale:
-                self.stats.hits += 1
-                return self._value  # type: ignore[return-value]
-            self.stats.stale_serves += 1
-            if self._spawn is not None:
-                if self._refreshing is None:
-                    self._refreshing = anyio.Event()
-                    self._spawn(self._refresh_quietly)
-                return self._value  # type: ignore[return-value]
-            await self._refresh_quietly()
+        if not self._has_value:
+            self.stats.misses += 1
+            return await self.refresh()
+        if not self.stale:
+            self.stats.hits += 1
             return self._value  # type: ignore[return-value]
-        self.stats.misses += 1
-        await self.refresh()
+        self.stats.stale_serves += 1
+        if self._spawn is None:
+            return await self.refresh()
+        if self._refreshing is None:
+            # Claimed now, not when the task starts, so a `refresh` in between joins it.
+            self._refreshing = anyio.Event()
+            self._spawn(self._refresh_in_background)
         return self._value  # type: ignore[return-value]
 
     async def refresh(self) -> T:
-        """Fetch now (joining a fetch already running).
+        """Fetch now, joining a fetch already running; on failure fall back to the value held.
 
         Raises:
             CatalogError: the source failed and there is no earlier value to fall back on.
         """
         if self._refreshing is not None:
-            event = self._refreshing
-            await event.wait()
-            if not self._has_value:
-                raise self._last_exc or CatalogError(f"could not fetch the {self.name}")
-            return self._value  # type: ignore[return-value]
-        self._refreshing = anyio.Event()
-        try:
-            return await self._do_refresh()
-        except CatalogError:
-            if not self._has_value:
-                raise
-            logger.warning("serving the cached %s: the refresh failed: %s", self.name, self.last_error)
-            return self._value  # type: ignore[return-value]
-        finally:
-            self._refreshing.set()
-            self._refreshing = None
+            await self._refreshing.wait()
+        else:
+            self._refreshing = anyio.Event()
+            await self._run_refresh()
+        if not self._has_value:
+            raise self._last_exc or CatalogError(f"could not fetch the {self.name}")
+        return self._value  # type: ignore[return-value]
 
     def invalidate(self) -> None:
         """Make the value stale so the next `get` refreshes it (the old value still serves if that fails)."""
         if self._has_value:
             self._fetched_at = time.monotonic() - self.ttl - 1
 
-    async def _refresh_quietly(self) -> None:
+    async def _refresh_in_background(self) -> None:
+        try:
+            await self._run_refresh()
+        except Exception:  # a bug in a fetch must not take down the owner's task group
+            logger.exception("refreshing the cached %s failed", self.name)
+
+    async def _run_refresh(self) -> None:
+        """Fetch once for the refresh the caller claimed in `_refreshing`, and release its waiters."""
         event = self._refreshing
         try:
             await self._do_refresh()
         except CatalogError as exc:
-            logger.warning("serving the cached %s: the refresh failed: %s", self.name, exc)
-        finally:
-            if event is not None:
-                event.set()
-            if self._refreshing is event:
-                self._refreshing = None
-
-    async def _do_refresh(self) -> T:
-        try:
-            value = await self._fetch()
-        except CatalogError as exc:
             self.stats.refresh_errors += 1
             self.last_error = str(exc)
             self._last_exc = exc
-            raise
+            if self._has_value:
+                logger.warning("serving the cached %s: the refresh failed: %s", self.name, exc)
+        finally:
+            if event is not None:
+                event.set()
+            self._refreshing = None
+
+    async def _do_refresh(self) -> None:
+        value = await self._fetch()
         changed = not self._has_value or value != self._value
         self._value = value
         self._has_value = True
@@ -157,4 +151,3 @@ class Cached(Generic[T]):
         self.last_error = None
         if changed and self._on_change is not None:
             self._on_change()
-        return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 
-from pluggedin_proxy.catalog.base import Activity, DiscoveryResult, ServerListing, SharedListing
+from pluggedin_proxy.catalog.base import Activity, DiscoveryResult, ServerListing
 from pluggedin_proxy.catalog.config import load_config
 from pluggedin_proxy.errors import ProxyError
 from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamPool
@@ -49,7 +50,7 @@ def default_cache_dir() -> Path:
 
 
 async def list_everything(upstream: Upstream) -> ServerListing:
-    """Everything `upstream` offers, every page of every list its capabilities announce."""
+    """Everything `upstream` offers, every page of every list its capabilities announce (and mark it listed)."""
     caps = upstream.capabilities
     session = upstream.session
 
@@ -72,6 +73,7 @@ async def list_everything(upstream: Upstream) -> ServerListing:
     if caps.resources is not None:
         resources = await pages(session.list_resources, "resources")
         templates = await pages(session.list_resource_templates, "resource_templates")
+    upstream.listed = True
     return ServerListing(
         tools=tools,
         prompts=prompts,
@@ -104,6 +106,9 @@ class LocalCatalog:
         self._listings: dict[str, ServerListing] = {}
         self._inflight: dict[str, anyio.Event] = {}
         self._version = 0
+        # What `listings` last returned, for the version it was built at, and until when it holds
+        # (the next retry of a failed server); every request asks, so this is the common path.
+        self._result: tuple[int, float, dict[str, ServerListing]] | None = None
         self._load_persisted()
 
     async def __aenter__(self) -> LocalCatalog:
@@ -116,8 +121,15 @@ class LocalCatalog:
     def version(self) -> int:
         return self._version
 
-    async def shared(self) -> SharedListing:
-        return SharedListing()  # discovery always knows which server offers what
+    # Discovery always knows which server offers what: nothing is shared.
+    async def shared_prompts(self) -> tuple[types.Prompt, ...]:
+        return ()
+
+    async def shared_resources(self) -> tuple[types.Resource, ...]:
+        return ()
+
+    async def shared_templates(self) -> tuple[types.ResourceTemplate, ...]:
+        return ()
 
     async def owner_of_prompt(self, name: str) -> str | None:
         return None
@@ -136,6 +148,9 @@ class LocalCatalog:
 
     async def listings(self) -> Mapping[str, ServerListing]:
         now = time.time()
+        result = self._result
+        if result is not None and result[0] == self._version and now < result[1]:
+            return result[2]
         missing = [
             s.id
             for s in self._specs
@@ -144,14 +159,20 @@ class LocalCatalog:
         ]
         if missing:
             await self._discover(missing)
-        return {s.id: self._listings[s.id] for s in self._specs if s.id in self._listings}
+        listings = {s.id: self._listings[s.id] for s in self._specs if s.id in self._listings}
+        retry_at = min(
+            (lst.discovered_at + RETRY_FAILED_AFTER for lst in listings.values() if lst.error is not None),
+            default=math.inf,
+        )
+        self._result = (self._version, retry_at, listings)
+        return listings
 
     async def discover(self, server_ids: Sequence[str] | None = None) -> list[DiscoveryResult]:
         ids = list(server_ids) if server_ids is not None else [s.id for s in self._specs]
         unknown = [i for i in ids if self.spec(i) is None]
         if unknown:
             raise ProxyError(f"no server with id {unknown[0]!r} in {self.config_path}")
-        await self._discover(ids, force=True)
+        await self._discover(ids)
         return [DiscoveryResult(server=spec, listing=self._listings[spec.id]) for spec in self._specs if spec.id in ids]
 
     def invalidate(self, server_id: str | None = None) -> None:
@@ -171,29 +192,30 @@ class LocalCatalog:
         self._persist()
         return True
 
-    async def _discover(self, server_ids: list[str], *, force: bool = False) -> None:
-        waits: list[anyio.Event] = []
-        mine: list[str] = []
-        for server_id in server_ids:
-            running = self._inflight.get(server_id)
-            if running is not None:
-                waits.append(running)
-            else:
-                self._inflight[server_id] = anyio.Event()
-                mine.append(server_id)
-        try:
-            async with anyio.create_task_group() as tg:
-                for server_id in mine:
-                    spec = self.spec(server_id)
-                    assert spec is not None
-                    tg.start_soon(self._discover_one, spec)
-                for event in waits:
-                    tg.start_soon(event.wait)
-        finally:
+    async def _discover(self, server_ids: list[str]) -> None:
+        """Discover these servers, joining discoveries already running for any of them."""
+        while server_ids:
+            waited: list[str] = []
+            mine: list[str] = []
+            for server_id in server_ids:
+                (waited if server_id in self._inflight else mine).append(server_id)
             for server_id in mine:
-                self._inflight.pop(server_id).set()
-        self._version += 1
-        self._persist()
+                self._inflight[server_id] = anyio.Event()
+            try:
+                async with anyio.create_task_group() as tg:
+                    for server_id in mine:
+                        spec = self.spec(server_id)
+                        assert spec is not None
+                        tg.start_soon(self._discover_one, spec)
+                    for server_id in waited:
+                        tg.start_soon(self._inflight[server_id].wait)
+            finally:
+                for server_id in mine:
+                    self._inflight.pop(server_id).set()
+            self._version += 1
+            self._persist()
+            # A discovery we only waited for may have been cancelled with its caller: run it ourselves.
+            server_ids = [server_id for server_id in waited if server_id not in self._listings]
 
     async def _discover_one(self, spec: ServerSpec) -> None:
         started = time.monotonic()

@@ -31,9 +31,10 @@ from typing import Any
 import anyio
 import anyio.abc
 import cachetools
+import mcp_types as types
 
 from pluggedin_proxy.catalog.app_client import AppClient
-from pluggedin_proxy.catalog.base import Activity, DiscoveryResult, ServerListing, SharedListing
+from pluggedin_proxy.catalog.base import Activity, DiscoveryResult, ServerListing
 from pluggedin_proxy.catalog.cache import Cached
 from pluggedin_proxy.upstream.spec import ServerSpec
 
@@ -71,13 +72,13 @@ class RemoteCatalog:
         self.tools_cache: Cached[tuple[tuple[str, Any], ...]] = Cached(
             "tool list", self._fetch_tools, ttl=listing_ttl, on_change=bump
         )
-        self.prompts_cache: Cached[tuple[Any, ...]] = Cached(
+        self.prompts_cache: Cached[tuple[types.Prompt, ...]] = Cached(
             "prompt list", self._fetch_prompts, ttl=listing_ttl, on_change=bump
         )
-        self.resources_cache: Cached[tuple[Any, ...]] = Cached(
+        self.resources_cache: Cached[tuple[types.Resource, ...]] = Cached(
             "resource list", self._fetch_resources, ttl=listing_ttl, on_change=bump
         )
-        self.templates_cache: Cached[tuple[Any, ...]] = Cached(
+        self.templates_cache: Cached[tuple[types.ResourceTemplate, ...]] = Cached(
             "template list", self._fetch_templates, ttl=listing_ttl, on_change=bump
         )
         self._owners: cachetools.TTLCache[tuple[str, str], str] = cachetools.TTLCache(OWNER_CACHE_SIZE, OWNER_TTL)
@@ -156,12 +157,14 @@ class RemoteCatalog:
         self._grouped = (self._version, result)
         return result
 
-    async def shared(self) -> SharedListing:
-        return SharedListing(
-            prompts=await self.prompts_cache.get(),
-            resources=await self.resources_cache.get(),
-            templates=await self.templates_cache.get(),
-        )
+    async def shared_prompts(self) -> tuple[types.Prompt, ...]:
+        return await self.prompts_cache.get()
+
+    async def shared_resources(self) -> tuple[types.Resource, ...]:
+        return await self.resources_cache.get()
+
+    async def shared_templates(self) -> tuple[types.ResourceTemplate, ...]:
+        return await self.templates_cache.get()
 
     async def owner_of_prompt(self, name: str) -> str | None:
         return await self._owner("prompt", name)
@@ -235,13 +238,13 @@ class RemoteCatalog:
     async def _fetch_tools(self) -> tuple[tuple[str, Any], ...]:
         return tuple((t.server_uuid or "", t.to_tool()) for t in await self.client.tools())
 
-    async def _fetch_prompts(self) -> tuple[Any, ...]:
+    async def _fetch_prompts(self) -> tuple[types.Prompt, ...]:
         return tuple(p.to_prompt() for p in await self.client.prompts())
 
-    async def _fetch_resources(self) -> tuple[Any, ...]:
+    async def _fetch_resources(self) -> tuple[types.Resource, ...]:
         return tuple(r.to_resource() for r in await self.client.resources())
 
-    async def _fetch_templates(self) -> tuple[Any, ...]:
+    async def _fetch_templates(self) -> tuple[types.ResourceTemplate, ...]:
         return tuple(t.to_template() for t in await self.client.templates())
 
 

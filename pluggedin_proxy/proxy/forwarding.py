@@ -35,7 +35,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter
 
 from pluggedin_proxy.errors import ProxyError, UnknownName, UpstreamError, UpstreamGone
-from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamPool
+from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
 from pluggedin_proxy.upstream.spec import ServerSpec
 
 __all__ = ["Downstreams", "Forwarder", "clean_meta", "profile_of", "to_mcp_error"]
@@ -137,8 +137,8 @@ class Downstreams:
 class Forwarder:
     """Sends requests to upstreams and serves the upstreams' requests and notifications."""
 
-    def __init__(self, pool_factory: Callable[[Forwarder], UpstreamPool], downstreams: Downstreams) -> None:
-        self.pool = pool_factory(self)
+    def __init__(self, downstreams: Downstreams, *, startup_timeout: float = DEFAULT_STARTUP_TIMEOUT) -> None:
+        self.pool = UpstreamPool(self, startup_timeout=startup_timeout)
         self.downstreams = downstreams
         self.on_list_changed: Callable[[str, types.ServerNotification], Awaitable[None]] | None = None
         self.log_level: types.LoggingLevel | None = None
@@ -167,7 +167,6 @@ class Forwarder:
         result_type: TypeAdapter[ResultT] | type[ResultT],
     ) -> ResultT:
         """Send `request` to `server` on behalf of the downstream request `ctx`."""
-        self.downstreams.remember(ctx.session)
         upstream = await self.upstream(server, profile_of(ctx))
         caller = Caller(ctx.session, ctx.request_id)
         session = ctx.session

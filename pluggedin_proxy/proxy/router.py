@@ -4,9 +4,11 @@
 prompts (renamed `<slug>__<name>`), resources and templates, with the exact indexes that map every
 exposed name or URI back to its server. A view is rebuilt only when the catalog's version moved,
 so listing and routing cost a dictionary lookup. Items the catalog lists without an owner (the
-App's prompts, resources and templates) are exposed as they are named and resolved through the
-catalog when used. A name that misses is resolved once more after re-discovering the servers that
-failed, since a client may call what it listed before a restart.
+App's prompts, resources and templates) are not part of the view: they are fetched only to
+list their own kind, exposed as they are named, and resolved through the catalog when used, so
+a failing prompt list never gets in the way of a tool call. A name that misses is resolved once
+more after re-discovering the servers that failed, since a client may call what it listed before
+a restart.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
-from pluggedin_proxy.catalog.base import Catalog, ServerListing, SharedListing
+from pluggedin_proxy.catalog.base import Catalog, ServerListing
 from pluggedin_proxy.errors import UnknownName
 from pluggedin_proxy.naming import NamedEntry, NameIndex
 from pluggedin_proxy.upstream.spec import ServerSpec
@@ -44,6 +46,8 @@ class CatalogView:
     servers: Mapping[str, ServerSpec]
     listings: Mapping[str, ServerListing]
     tools: tuple[types.Tool, ...]
+    tools_by_name: Mapping[str, types.Tool]
+    """Every exposed tool by its exposed and full names."""
     tool_index: NameIndex
     prompts: tuple[types.Prompt, ...]
     prompt_index: NameIndex
@@ -89,12 +93,32 @@ class Router:
     async def view(self) -> CatalogView:
         """The current view, rebuilt if the catalog changed."""
         listings = await self.catalog.listings()
-        shared = await self.catalog.shared()
         view = self._view
         if view is None or view.version != self.catalog.version:
             servers = await self.catalog.servers()
-            view = self._view = _build_view(self.catalog.version, servers, listings, shared, self.prefix)
+            view = self._view = _build_view(self.catalog.version, servers, listings, self.prefix)
         return view
+
+    async def prompts(self) -> tuple[types.Prompt, ...]:
+        """Every exposed prompt: the servers' own, then the catalog's shared ones."""
+        view = await self.view()
+        shared = await self.catalog.shared_prompts()
+        if not shared:
+            return view.prompts
+        return view.prompts + tuple(p for p in shared if view.prompt_index.resolve(p.name) is None)
+
+    async def resources(self) -> tuple[types.Resource, ...]:
+        """Every exposed resource, each URI once."""
+        view = await self.view()
+        shared = await self.catalog.shared_resources()
+        if not shared:
+            return view.resources
+        return view.resources + tuple(r for r in shared if r.uri not in view.resource_owners)
+
+    async def templates(self) -> tuple[types.ResourceTemplate, ...]:
+        """Every exposed resource template."""
+        view = await self.view()
+        return view.templates + await self.catalog.shared_templates()
 
     async def tool(self, name: str) -> Route:
         """The server and original name of an exposed tool name.
@@ -146,7 +170,6 @@ def _build_view(
     version: int,
     servers: Sequence[ServerSpec],
     listings: Mapping[str, ServerListing],
-    shared: SharedListing,
     prefix: bool,
 ) -> CatalogView:
     by_id = {spec.id: spec for spec in servers}
@@ -164,7 +187,7 @@ def _build_view(
     prompts_by_key = {(spec.id, p.name): p for spec in present for p in listings[spec.id].prompts}
     prompts = tuple(
         prompts_by_key[(e.server_id, e.original)].model_copy(update={"name": e.exposed}) for e in prompt_index
-    ) + tuple(p for p in shared.prompts if prompt_index.resolve(p.name) is None)
+    )
 
     resources: list[types.Resource] = []
     owners: dict[str, str] = {}
@@ -182,8 +205,6 @@ def _build_view(
             owners[resource.uri] = spec.id
             resources.append(resource)
 
-    resources.extend(r for r in shared.resources if r.uri not in owners)
-
     templates: list[types.ResourceTemplate] = []
     template_owners: list[tuple[UriTemplate, str]] = []
     for spec in present:
@@ -196,12 +217,12 @@ def _build_view(
             templates.append(template)
             template_owners.append((parsed, spec.id))
 
-    templates.extend(shared.templates)
     return CatalogView(
         version=version,
         servers=by_id,
         listings=listings,
         tools=tools,
+        tools_by_name={name: tool for tool, e in zip(tools, tool_index, strict=True) for name in (e.exposed, e.full)},
         tool_index=tool_index,
         prompts=prompts,
         prompt_index=prompt_index,

@@ -32,7 +32,7 @@ from pluggedin_proxy.catalog.local import list_everything
 from pluggedin_proxy.errors import UnknownName
 from pluggedin_proxy.proxy.forwarding import Downstreams, Forwarder, clean_meta, profile_of, to_mcp_error
 from pluggedin_proxy.proxy.router import Route, Router
-from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamPool
+from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
 
 __all__ = ["Proxy", "ProxyServer"]
 
@@ -76,13 +76,12 @@ class Proxy:
         catalog_factory: Callable[[UpstreamPool, Callable[[], Profile]], Catalog],
         *,
         prefix: bool = True,
-        startup_timeout: float | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         instructions: str = INSTRUCTIONS,
     ) -> None:
         self.instructions = instructions
         self.downstreams = Downstreams()
-        pool_options = {} if startup_timeout is None else {"startup_timeout": startup_timeout}
-        self.forwarder = Forwarder(lambda hooks: UpstreamPool(hooks, **pool_options), self.downstreams)
+        self.forwarder = Forwarder(self.downstreams, startup_timeout=startup_timeout)
         self.pool = self.forwarder.pool
         self._profile: Profile = frozenset()
         self.catalog = catalog_factory(self.pool, lambda: self._profile)
@@ -146,20 +145,17 @@ class Proxy:
         return types.ListToolsResult(tools=page, next_cursor=cursor)
 
     async def list_prompts(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
-        view = await self.router.view()
-        page, cursor = _paginate(view.prompts, params)
+        page, cursor = _paginate(await self.router.prompts(), params)
         return types.ListPromptsResult(prompts=page, next_cursor=cursor)
 
     async def list_resources(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListResourcesResult:
-        view = await self.router.view()
-        page, cursor = _paginate(view.resources, params)
+        page, cursor = _paginate(await self.router.resources(), params)
         return types.ListResourcesResult(resources=page, next_cursor=cursor)
 
     async def list_resource_templates(
         self, ctx: ServerRequestContext[Any], params: Any
     ) -> types.ListResourceTemplatesResult:
-        view = await self.router.view()
-        page, cursor = _paginate(view.templates, params)
+        page, cursor = _paginate(await self.router.templates(), params)
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
     # Requests routed to one upstream
@@ -200,8 +196,11 @@ class Proxy:
         error: str | None = None
         try:
             result = await call
+        except MCPError as exc:
+            error = exc.error.message
+            raise
         except Exception as exc:
-            error = str(to_mcp_error(exc).error.message)
+            error = str(exc) or type(exc).__name__
             raise
         else:
             if getattr(result, "is_error", False):
@@ -262,8 +261,8 @@ class Proxy:
     # Keeping listings fresh
 
     def _refresh_listing_soon(self, upstream: Upstream) -> None:
-        """Re-list a server once it is connected: a persisted listing may be out of date."""
-        if self._tg is not None:
+        """Re-list a server once it is connected: a saved or App listing may be out of date."""
+        if self._tg is not None and not upstream.listed:
             self._tg.start_soon(self._refresh_listing, upstream)
 
     async def _refresh_listing(self, upstream: Upstream) -> None:

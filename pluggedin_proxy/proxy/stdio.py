@@ -4,7 +4,8 @@ stdout carries JSON-RPC and nothing else: the SDK's `stdio_server` moves the pro
 descriptors and points fd 1 at stderr while serving, so a stray write can never corrupt the wire.
 A line that is not JSON gets a `-32700` parse error, and a JSON value that is not a JSON-RPC
 message gets `-32600`, then the next line is served (the SDK alone would drop such lines without
-an answer). Serving ends when stdin closes.
+an answer). When stdin closes, the requests already read are still answered (for at most
+`EOF_GRACE` seconds) before serving ends, so `echo '{...}' | pluggedin-mcp` gets its answer.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # Bytes read from stdin at a time.
 STDIN_CHUNK = 1 << 16
+# How long requests read before stdin closed may still take to be answered.
+EOF_GRACE = 30.0
 
 
 async def serve_stdio(proxy: Proxy) -> None:
@@ -42,10 +45,46 @@ async def serve_stdio(proxy: Proxy) -> None:
 async def _serve(proxy: Proxy, stdin: _RecordedLines) -> None:
     async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]  # an async line iterator
         send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        pending = _Pending(write)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_answer_bad_lines, read, send, write, stdin.lines)
-            await proxy.server.run(receive, write, proxy.server.create_initialization_options())
+            tg.start_soon(_answer_bad_lines, read, send, pending, stdin.lines)
+            await proxy.server.run(receive, pending, proxy.server.create_initialization_options())
             tg.cancel_scope.cancel()
+
+
+class _Pending:
+    """The outgoing stream, noting which requests read from stdin still await their answer."""
+
+    def __init__(self, write: Any) -> None:
+        self._write = write
+        self._ids: set[types.RequestId] = set()
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    def add(self, request_id: types.RequestId) -> None:
+        self._ids.add(request_id)
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    async def send(self, item: SessionMessage) -> None:
+        message = item.message
+        if self._ids and isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
+            self._ids.discard(message.id)
+            if not self._ids:
+                self._idle.set()
+        await self._write.send(item)
+
+    async def aclose(self) -> None:
+        await self._write.aclose()
+
+    async def __aenter__(self) -> _Pending:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class _RecordedLines:
@@ -113,7 +152,7 @@ class _RecordedLines:
 async def _answer_bad_lines(
     source: Any,
     sink: anyio.abc.ObjectSendStream[SessionMessage | Exception],
-    write: Any,
+    pending: _Pending,
     lines: collections.deque[str],
 ) -> None:
     async with sink:
@@ -121,9 +160,16 @@ async def _answer_bad_lines(
             line = lines.popleft() if lines else ""
             if isinstance(item, Exception):
                 logger.warning("answering an unreadable message: %s", _summary(item))
-                await write.send(SessionMessage(_error_for(item, line)))
-            else:
-                await sink.send(item)
+                await pending.send(SessionMessage(_error_for(item, line)))
+                continue
+            if isinstance(item.message, types.JSONRPCRequest):
+                pending.add(item.message.id)
+            await sink.send(item)
+        # stdin closed: answer what was asked before ending the session (which cancels the rest).
+        with anyio.move_on_after(EOF_GRACE) as grace:
+            await pending.drained()
+        if grace.cancelled_caught:
+            logger.warning("stdin closed; %g s passed with requests still unanswered, ending anyway", EOF_GRACE)
 
 
 def _error_for(exc: Exception, line: str) -> types.JSONRPCError:

@@ -14,7 +14,7 @@ import mcp_types as types
 
 from pluggedin_proxy.naming import SEPARATOR
 from pluggedin_proxy.selfhost.identity import SERVER_TYPES
-from pluggedin_proxy.selfhost.store import Activity, Notification
+from pluggedin_proxy.selfhost.store import ActivityRow, Notification
 from pluggedin_proxy.upstream.spec import ServerSpec
 
 __all__ = [
@@ -125,7 +125,7 @@ def template_item(template: types.ResourceTemplate) -> dict[str, Any]:
     return item
 
 
-def activity_item(activity: Activity) -> dict[str, Any]:
+def activity_item(activity: ActivityRow) -> dict[str, Any]:
     """One reported call, with the keys the proxy sent it under."""
     return {
         "id": activity.id,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Activity", "AppStore", "Notification", "utc_timestamp"]
+__all__ = ["ActivityRow", "AppStore", "Notification", "utc_timestamp"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS servers (
@@ -82,7 +82,7 @@ def utc_timestamp(after: timedelta | None = None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Activity:
+class ActivityRow:
     """One call the proxy reported."""
 
     id: int
@@ -163,7 +163,7 @@ class AppStore:
         success: bool,
         error_message: str | None,
         execution_time: float | None,
-    ) -> Activity:
+    ) -> ActivityRow:
         """Record one reported call."""
         created_at = utc_timestamp()
         values = (action, server_name, server_uuid, external_id, source, item_name, success, error_message)
@@ -175,9 +175,9 @@ class AppStore:
                 (profile_uuid, *values, execution_time, created_at),
             )
         assert cursor.lastrowid is not None
-        return Activity(cursor.lastrowid, *values, execution_time, created_at)
+        return ActivityRow(cursor.lastrowid, *values, execution_time, created_at)
 
-    def list_activity(self, profile_uuid: str, *, limit: int) -> list[Activity]:
+    def list_activity(self, profile_uuid: str, *, limit: int) -> list[ActivityRow]:
         """The profile's most recent reported calls, newest first."""
         with self._lock:
             rows = self._conn.execute(
@@ -264,9 +264,9 @@ class AppStore:
         return cursor.rowcount > 0
 
 
-def _activity(row: tuple[Any, ...]) -> Activity:
+def _activity(row: tuple[Any, ...]) -> ActivityRow:
     (id_, action, server_name, server_uuid, external_id, source, item_name, success, error, elapsed, created_at) = row
-    return Activity(
+    return ActivityRow(
         id=id_,
         action=action,
         server_name=server_name,

@@ -1,7 +1,7 @@
 """Upstream MCP servers: how to describe, reach and keep them."""
 
 from pluggedin_proxy.upstream.connect import StderrTail, child_environment, open_transport
-from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamHooks, UpstreamPool, UpstreamStatus
+from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamHooks, UpstreamPool
 from pluggedin_proxy.upstream.spec import ServerSpec, Transport
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "Upstream",
     "UpstreamHooks",
     "UpstreamPool",
-    "UpstreamStatus",
     "child_environment",
     "open_transport",
 ]

@@ -43,7 +43,7 @@ from pluggedin_proxy.errors import UpstreamStartFailed
 from pluggedin_proxy.upstream.connect import StderrTail, open_transport
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["Profile", "Upstream", "UpstreamHooks", "UpstreamPool", "UpstreamStatus"]
+__all__ = ["DEFAULT_STARTUP_TIMEOUT", "Profile", "Upstream", "UpstreamHooks", "UpstreamPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +76,6 @@ class UpstreamHooks(Protocol):
     async def notification(self, upstream: Upstream, notification: types.ServerNotification) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamStatus:
-    """What `doctor` and `/health` show about one server's upstream sessions."""
-
-    server_id: str
-    server_name: str
-    connected: int
-    restarts: int
-    last_error: str | None
-    stderr: list[str]
-
-
 @dataclass(eq=False)
 class Upstream:
     """A live, initialized session with one upstream server."""
@@ -100,6 +88,8 @@ class Upstream:
     started_at: float = field(default_factory=time.monotonic)
     inflight: list[Any] = field(default_factory=list)
     """Downstream requests currently waiting on this upstream; owned by the proxy layer."""
+    listed: bool = False
+    """Whether its whole offer has been listed on this session (so there is no need to list it again)."""
     _done: anyio.Event = field(default_factory=anyio.Event)
     _dead_reason: str | None = None
 
@@ -122,13 +112,6 @@ class Upstream:
         self._done.set()
 
 
-@dataclass
-class _ServerRecord:
-    restarts: int = 0
-    last_error: str | None = None
-    tails: dict[Profile, StderrTail] = field(default_factory=dict)
-
-
 class UpstreamPool:
     """Sessions to upstream servers, opened lazily and shared per connection key and profile."""
 
@@ -137,7 +120,6 @@ class UpstreamPool:
         self._startup_timeout = startup_timeout
         self._live: dict[tuple[str, str, Profile], Upstream] = {}
         self._connecting: dict[tuple[str, str, Profile], anyio.Lock] = {}
-        self._records: dict[str, _ServerRecord] = {}
         self._exit_stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -172,22 +154,15 @@ class UpstreamPool:
             if upstream is not None and upstream.alive:
                 return upstream
             upstream = await self._connect_with_retries(spec, profile)
+            # Sessions made with connection settings that no longer apply are closed.
+            self.retire(spec.id, keep=spec.connection_key)
             self._live[key] = upstream
-            self._retire_other_configs(spec)
             return upstream
 
-    def _retire_other_configs(self, spec: ServerSpec) -> None:
-        """Close this server's sessions made with connection fields that no longer apply."""
-        for key, old in list(self._live.items()):
-            if key[0] == spec.id and key[1] != spec.connection_key:
-                logger.info("closing the old session of %r: its connection settings changed", spec.name)
-                old.close()
-                del self._live[key]
-
-    def retire(self, server_id: str) -> None:
-        """Close every upstream of one server, e.g. after its configuration changed."""
+    def retire(self, server_id: str, *, keep: str | None = None) -> None:
+        """Close one server's upstreams, except those with connection key `keep`."""
         for key, upstream in list(self._live.items()):
-            if key[0] == server_id:
+            if key[0] == server_id and key[1] != keep:
                 upstream.close()
                 del self._live[key]
 
@@ -195,20 +170,7 @@ class UpstreamPool:
         """The upstreams alive now, all or one server's."""
         return [u for (sid, _, _), u in self._live.items() if u.alive and (server_id is None or sid == server_id)]
 
-    def status(self, spec: ServerSpec) -> UpstreamStatus:
-        record = self._records.get(spec.id, _ServerRecord())
-        tails = [t.lines(last=20) for t in record.tails.values()]
-        return UpstreamStatus(
-            server_id=spec.id,
-            server_name=spec.name,
-            connected=len(self.live(spec.id)),
-            restarts=record.restarts,
-            last_error=record.last_error,
-            stderr=max(tails, key=len, default=[]),
-        )
-
     async def _connect_with_retries(self, spec: ServerSpec, profile: Profile) -> Upstream:
-        record = self._records.setdefault(spec.id, _ServerRecord())
         retrying = AsyncRetrying(
             stop=stop_after_attempt(START_ATTEMPTS),
             wait=wait_exponential_jitter(
@@ -217,22 +179,14 @@ class UpstreamPool:
             retry=retry_if_exception(_is_transient),
             reraise=True,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    upstream = await self._connect(spec, profile, record)
-        except UpstreamStartFailed as exc:
-            record.last_error = str(exc)
-            raise
-        if record.restarts or self.live(spec.id) or record.last_error:
-            record.restarts += 1
-        record.last_error = None
-        return upstream
+        async for attempt in retrying:
+            with attempt:
+                return await self._connect(spec, profile)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _connect(self, spec: ServerSpec, profile: Profile, record: _ServerRecord) -> Upstream:
+    async def _connect(self, spec: ServerSpec, profile: Profile) -> Upstream:
         assert self._tg is not None, "use the pool inside `async with`"
         tail = StderrTail(spec.name)
-        record.tails[profile] = tail
         try:
             try:
                 upstream: Upstream = await self._tg.start(self._serve, spec, profile, tail)

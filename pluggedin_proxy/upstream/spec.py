@@ -43,10 +43,14 @@ class ServerSpec:
     """Per-request timeout in seconds; `None` means the proxy default."""
     extra: tuple[tuple[str, str], ...] = field(default=())
     """Catalog-specific fields kept for diagnostics; never part of the connection key."""
+    connection_key: str = field(init=False, repr=False, compare=False)
+    """A short hash of the canonical connection fields; equal keys share one upstream."""
 
-    @property
-    def connection_key(self) -> str:
-        """A short hash of the canonical connection fields; equal keys share one upstream."""
+    def __post_init__(self) -> None:
+        # Computed once: every request looks its upstream up by this key.
+        object.__setattr__(self, "connection_key", self._hash_connection())
+
+    def _hash_connection(self) -> str:
         canonical = {
             "transport": self.transport,
             "command": self.command,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 import anyio
 import httpx2
@@ -16,6 +17,7 @@ from pluggedin_proxy.catalog import app_client
 from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Activity, ServerListing
 from pluggedin_proxy.catalog.remote import RemoteCatalog
+from pluggedin_proxy.errors import CatalogUnavailable
 
 pytestmark = pytest.mark.anyio
 
@@ -116,6 +118,8 @@ class FakeApp:
 
     def __init__(self) -> None:
         self.down = False
+        self.missing: set[str] = set()
+        """Paths this App does not serve (404), as an App without tier 2 routes."""
         self.requests: list[httpx2.Request] = []
         self.activity = anyio.Event()
 
@@ -129,6 +133,8 @@ class FakeApp:
         if self.down:
             return httpx2.Response(503, json={"error": "Service unavailable"})
         path, params = request.url.path, request.url.params
+        if path in self.missing:
+            return httpx2.Response(404, json={"error": "Not found"})
         if path == "/api/mcp-servers":
             return httpx2.Response(200, json=SERVERS)
         if path == "/api/tools":
@@ -221,19 +227,33 @@ async def test_tools_naming_an_unknown_server_are_dropped(catalog: RemoteCatalog
     assert "orphan" not in [t.name for listing in listings.values() for t in listing.tools]
 
 
+async def shared(catalog: RemoteCatalog) -> tuple[tuple[Any, ...], ...]:
+    return (await catalog.shared_prompts(), await catalog.shared_resources(), await catalog.shared_templates())
+
+
 async def test_shared_lists_prompts_resources_and_templates(catalog: RemoteCatalog) -> None:
-    """Prompts, resources and templates come as one shared listing, templates with `mimeType`."""
+    """Prompts, resources and templates are listed without owners, templates with `mimeType`."""
     async with catalog:
-        shared = await catalog.shared()
-    (prompt,) = shared.prompts
+        prompts, resources, templates = await shared(catalog)
+    (prompt,) = prompts
     assert prompt.name == "review"
     assert [(a.name, a.required) for a in prompt.arguments or []] == [("pr", True)]
-    assert [(r.uri, r.name) for r in shared.resources] == [
+    assert [(r.uri, r.name) for r in resources] == [
         ("file:///README.md", "README"),
         ("docs://context7/index", "docs://context7/index"),
     ]
-    (template,) = shared.templates
+    (template,) = templates
     assert (template.uri_template, template.mime_type) == ("repo://{owner}/{name}", "application/json")
+
+
+async def test_an_app_without_a_prompt_route_still_lists_tools(catalog: RemoteCatalog, app: FakeApp) -> None:
+    """A 404 on `/api/prompts` fails only the prompt list; servers, tools and resources are unaffected."""
+    app.missing.add("/api/prompts")
+    async with catalog:
+        with pytest.raises(CatalogUnavailable):
+            await catalog.shared_prompts()
+        assert tools_by_server(await catalog.listings())
+        assert await catalog.shared_resources()
 
 
 # Owners
@@ -270,17 +290,17 @@ async def test_warm_catalog_keeps_serving_while_the_app_is_down(catalog: RemoteC
         async with catalog:
             servers = await catalog.servers()
             listings = tools_by_server(await catalog.listings())
-            shared = await catalog.shared()
+            before = await shared(catalog)
             app.down = True
             catalog.invalidate()
             assert await catalog.servers() == servers
             assert tools_by_server(await catalog.listings()) == listings
-            assert await catalog.shared() == shared
+            assert await shared(catalog) == before
             await anyio.wait_all_tasks_blocked()  # the background refreshes have failed by now
             assert all(cache.last_error is not None for cache in catalog.caches)
             assert await catalog.servers() == servers
             assert tools_by_server(await catalog.listings()) == listings
-            assert await catalog.shared() == shared
+            assert await shared(catalog) == before
     assert app.count("/api/tools") > 1
 
 

@@ -373,6 +373,26 @@ class TestProcessLifecycle:
         for line in rest.splitlines():
             assert json.loads(line)["jsonrpc"] == "2.0"
 
+    def test_requests_piped_before_stdin_closes_are_all_answered(self, write_config: Any) -> None:
+        """`printf '…' | pluggedin-mcp`: every request read before EOF gets its answer, then the proxy exits 0."""
+        config = write_config({"echo": echo_server()})
+        hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "p", "version": "1"}}
+        lines = [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+             "params": {"name": "echo__echo", "arguments": {"text": "piped"}}},
+            {"jsonrpc": "2.0", "id": 3, "method": "ping"},
+        ]  # fmt: skip
+        piped = "".join(json.dumps(line) + "\n" for line in lines)
+        done = subprocess.run(
+            proxy_command("--config", str(config)), input=piped, capture_output=True, text=True, timeout=60, cwd=REPO
+        )
+        answers = {reply["id"]: reply for reply in map(json.loads, done.stdout.splitlines())}
+        assert done.returncode == 0
+        assert sorted(answers) == [1, 2, 3]
+        assert answers[2]["result"]["content"][0]["text"] == "piped"
+
     def test_no_child_process_is_left_after_stdin_closes(self, write_config: Any) -> None:
         """When the client closes stdin, the proxy exits 0 and every upstream it started is gone."""
         config = write_config({"a": echo_server("a"), "b": echo_server("b")})
