@@ -117,6 +117,15 @@ def run(
     app_timeout: Annotated[
         float, typer.Option("--app-timeout", help="App mode: seconds one call to the plugged.in App may take.")
     ] = 10.0,
+    rate_limit: Annotated[
+        int,
+        typer.Option(
+            "--rate-limit",
+            envvar="PLUGGEDIN_RATE_LIMIT",
+            help="Tool calls per minute per client session (0: no limit).",
+            min=0,
+        ),
+    ] = 60,
     version: Annotated[
         bool | None,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
@@ -146,6 +155,7 @@ def run(
         discovery_timeout=discovery_timeout,
         cache_ttl=cache_ttl,
         app_timeout=app_timeout,
+        rate_limit=rate_limit,
     )
 
     import anyio

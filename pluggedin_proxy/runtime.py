@@ -60,15 +60,21 @@ def build_proxy(settings: Settings) -> Proxy:
         credentials = settings.credentials
         assert credentials.api_key is not None
         prefix_tools = os.environ.get("PLUGGEDIN_UUID_TOOL_PREFIXING", "").lower() != "false"
+        client = AppClient(
+            credentials.base_url, credentials.api_key, prefix_tools=prefix_tools, timeout=settings.app_timeout
+        )
 
         def remote(pool: Any, profile: Any) -> Catalog:
-            assert credentials.api_key is not None
-            client = AppClient(
-                credentials.base_url, credentials.api_key, prefix_tools=prefix_tools, timeout=settings.app_timeout
-            )
             return RemoteCatalog(client, listing_ttl=settings.cache_ttl, servers_ttl=settings.cache_ttl * 2)
 
-        return Proxy(remote, prefix=settings.prefix and prefix_tools, startup_timeout=settings.startup_timeout)
+        return Proxy(
+            remote,
+            mode="app",
+            app=client,
+            prefix=settings.prefix and prefix_tools,
+            startup_timeout=settings.startup_timeout,
+            rate_limit=settings.rate_limit,
+        )
 
     path = settings.config_path
     specs: list[Any] | None = None
@@ -81,7 +87,14 @@ def build_proxy(settings: Settings) -> Proxy:
     def local(pool: Any, profile: Any) -> Catalog:
         return LocalCatalog(path, pool, profile=profile, discovery_timeout=settings.discovery_timeout, specs=specs)
 
-    return Proxy(local, prefix=settings.prefix, startup_timeout=settings.startup_timeout, **options)
+    return Proxy(
+        local,
+        mode=settings.mode,
+        prefix=settings.prefix,
+        startup_timeout=settings.startup_timeout,
+        rate_limit=settings.rate_limit,
+        **options,
+    )
 
 
 async def serve(settings: Settings) -> None:

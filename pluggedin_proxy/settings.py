@@ -39,3 +39,5 @@ class Settings:
     """Seconds the App's listings stay fresh (server configs: twice that)."""
     app_timeout: float = 10.0
     """Seconds one call to the App may take."""
+    rate_limit: int = 60
+    """Tool calls per minute per downstream session; 0 disables the limit."""

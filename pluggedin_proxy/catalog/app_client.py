@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -34,7 +35,7 @@ from pluggedin_proxy.catalog.app_models import (
 from pluggedin_proxy.catalog.base import Activity
 from pluggedin_proxy.errors import CatalogAuthError, CatalogUnavailable
 
-__all__ = ["Activity", "AppClient", "RateLimited"]
+__all__ = ["Activity", "AppClient", "AppReply", "RateLimited"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,23 @@ class RateLimited(CatalogUnavailable):
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class AppReply:
+    """An App answer taken as it is, for callers that give each status its own meaning."""
+
+    status: int
+    body: Any
+    """Parsed JSON, the text when the body is not JSON, or `None` when empty."""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def field(self, name: str) -> Any:
+        """One top-level field of a JSON object body, or `None`."""
+        return self.body.get(name) if isinstance(self.body, dict) else None
 
 
 class AppClient:
@@ -137,6 +155,32 @@ class AppClient:
             )
         except (CatalogUnavailable, CatalogAuthError) as exc:
             logger.debug("activity log entry dropped: %s", exc)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> AppReply:
+        """One call, once, whatever the status; for the built-in tools, which word each status themselves.
+
+        Raises:
+            CatalogUnavailable: the App is unreachable or did not answer in time.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        what = f"{method} {path}"
+        with self._translate(what, timeout):
+            response = await self._client.request(method, path, params=params, json=json, timeout=timeout)
+        body: Any = None
+        if response.content:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
+        return AppReply(response.status_code, body)
 
     # Plumbing
 

@@ -17,7 +17,7 @@ import mcp_types as types
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pluggedin_proxy.naming import SEPARATOR
-from pluggedin_proxy.upstream.spec import ServerSpec, Transport
+from pluggedin_proxy.upstream.spec import CustomInstructions, ServerSpec, Transport
 
 __all__ = [
     "AppPrompt",
@@ -25,7 +25,6 @@ __all__ = [
     "AppServer",
     "AppTemplate",
     "AppTool",
-    "instructions_text",
     "parse_list",
 ]
 
@@ -109,7 +108,7 @@ class AppServer(_AppModel):
             cwd=self.cwd if stdio else None,
             url=None if stdio else self.url,
             headers=() if stdio else tuple(sorted(headers.items())),
-            instructions=instructions_text(self.custom_instructions),
+            instructions=CustomInstructions.parse(self.custom_instructions, self.custom_instructions_description),
         )
 
     def _transport(self, legacy: Any) -> Transport:
@@ -217,39 +216,6 @@ def parse_list(kind: ListKind, body: Any) -> list[Any]:
             if isinstance(body.get(key), list):
                 return list(body[key])
     raise ValueError(f"expected a list of {kind}")
-
-
-def instructions_text(value: Any) -> str | None:
-    """Custom instructions as one text: message contents joined by newlines."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return value.strip() or None
-        value = parsed
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list):
-        return str(value)
-    parts: list[str] = []
-    for message in value:
-        content = message.get("content") if isinstance(message, dict) else message
-        parts.extend(_content_texts(content))
-    text = "\n".join(p for p in parts if p.strip())
-    return text or None
-
-
-def _content_texts(content: Any) -> list[str]:
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, dict):
-        text = content.get("text")
-        return [text] if isinstance(text, str) else []
-    if isinstance(content, list):
-        return [t for item in content for t in _content_texts(item)]
-    return []
 
 
 def _env_value(value: Any) -> str:

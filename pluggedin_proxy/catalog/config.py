@@ -25,7 +25,7 @@ from typing import Any
 
 from pluggedin_proxy.errors import ConfigError
 from pluggedin_proxy.naming import unique_slugs
-from pluggedin_proxy.upstream.spec import ServerSpec, Transport
+from pluggedin_proxy.upstream.spec import CustomInstructions, ServerSpec, Transport
 
 __all__ = ["default_config_path", "load_config", "parse_config"]
 
@@ -199,8 +199,8 @@ def _parse_server(
         command, args, cwd, env = None, (), None, ()
 
     instructions = entry.get("instructions")
-    if instructions is not None and not isinstance(instructions, str):
-        raise fail("instructions", f"must be a string, not {_json_type(instructions)}")
+    if instructions is not None and not isinstance(instructions, str | list):
+        raise fail("instructions", f"must be a string or a list of messages, not {_json_type(instructions)}")
     timeout = entry.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
         raise fail("timeout", "must be a positive number of seconds")
@@ -215,7 +215,7 @@ def _parse_server(
         cwd=cwd,
         url=url,
         headers=headers,
-        instructions=instructions,
+        instructions=CustomInstructions.parse(instructions, f"Instructions for using {name}"),
         timeout=float(timeout) if timeout is not None else None,
     )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
@@ -23,6 +24,7 @@ from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 from pluggedin_proxy.catalog.base import Catalog, ServerListing
 from pluggedin_proxy.errors import UnknownName
 from pluggedin_proxy.naming import NamedEntry, NameIndex
+from pluggedin_proxy.proxy.instructions import tool_metadata
 from pluggedin_proxy.upstream.spec import ServerSpec
 
 __all__ = ["CatalogView", "Route", "Router"]
@@ -46,6 +48,8 @@ class CatalogView:
     servers: Mapping[str, ServerSpec]
     listings: Mapping[str, ServerListing]
     tools: tuple[types.Tool, ...]
+    tool_wire: tuple[dict[str, Any], ...]
+    """`tools` as `tools/list` sends them, with the `metadata` of servers that have custom instructions."""
     tools_by_name: Mapping[str, types.Tool]
     """Every exposed tool by its exposed and full names."""
     tool_index: NameIndex
@@ -217,11 +221,20 @@ def _build_view(
             templates.append(template)
             template_owners.append((parsed, spec.id))
 
+    metadata = {spec.id: tool_metadata(spec) for spec in present}
+    tool_wire: list[dict[str, Any]] = []
+    for tool, entry in zip(tools, tool_index, strict=True):
+        wire = tool.model_dump(by_alias=True, mode="json", exclude_none=True)
+        if (meta := metadata[entry.server_id]) is not None:
+            wire["metadata"] = meta
+        tool_wire.append(wire)
+
     return CatalogView(
         version=version,
         servers=by_id,
         listings=listings,
         tools=tools,
+        tool_wire=tuple(tool_wire),
         tools_by_name={name: tool for tool, e in zip(tools, tool_index, strict=True) for name in (e.exposed, e.full)},
         tool_index=tool_index,
         prompts=prompts,

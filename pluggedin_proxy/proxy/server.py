@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -27,24 +27,37 @@ from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter
 
 from pluggedin_proxy import __version__
+from pluggedin_proxy.builtins import Builtins
+from pluggedin_proxy.builtins.base import ActivitySource
+from pluggedin_proxy.builtins.prompts import (
+    CAPABILITIES,
+    CAPABILITIES_ACTIVITY,
+    capabilities_result,
+    server_instructions,
+)
+from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Activity, Catalog
 from pluggedin_proxy.catalog.local import list_everything
-from pluggedin_proxy.errors import UnknownName
+from pluggedin_proxy.errors import CatalogError, UnknownName
+from pluggedin_proxy.naming import SEPARATOR
+from pluggedin_proxy.proxy import instructions
 from pluggedin_proxy.proxy.forwarding import Downstreams, Forwarder, clean_meta, profile_of, to_mcp_error
+from pluggedin_proxy.proxy.limits import SlidingWindow
 from pluggedin_proxy.proxy.router import Route, Router
+from pluggedin_proxy.settings import Mode
 from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
 
 __all__ = ["Proxy", "ProxyServer"]
 
 logger = logging.getLogger(__name__)
 
+# Tool calls per minute per downstream session, as the TypeScript proxy allowed per process.
+DEFAULT_RATE_LIMIT = 60
+# JSON-RPC error code of a rate-limited call (implementation-defined server error range).
+RATE_LIMITED = -32029
+
 # Items per page of an aggregated list; large, because many clients never follow `nextCursor`.
 PAGE_SIZE = 1000
-
-INSTRUCTIONS = (
-    "pluggedin-mcp aggregates several MCP servers behind one endpoint. Tool and prompt names are "
-    "'<server>__<name>'; resources keep their servers' URIs."
-)
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -75,11 +88,16 @@ class Proxy:
         self,
         catalog_factory: Callable[[UpstreamPool, Callable[[], Profile]], Catalog],
         *,
+        mode: Mode = "local",
+        app: AppClient | None = None,
         prefix: bool = True,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
-        instructions: str = INSTRUCTIONS,
+        instructions: str | None = None,
+        rate_limit: int = DEFAULT_RATE_LIMIT,
     ) -> None:
-        self.instructions = instructions
+        self.mode: Mode = mode
+        self.instructions = instructions or server_instructions(mode)
+        self.rate_limit = SlidingWindow(rate_limit)
         self.downstreams = Downstreams()
         self.forwarder = Forwarder(self.downstreams, startup_timeout=startup_timeout)
         self.pool = self.forwarder.pool
@@ -88,6 +106,9 @@ class Proxy:
         self.forwarder.on_list_changed = self._upstream_list_changed
         self.forwarder.on_new_upstream(self._refresh_listing_soon)
         self.router = Router(self.catalog, prefix=prefix)
+        self.builtins = Builtins(self, app)
+        self._builtin_names = {tool["name"] for tool in self.builtins.listed}
+        self._tool_page: tuple[int, tuple[dict[str, Any], ...]] | None = None
         self.server = self._build_server()
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -139,14 +160,40 @@ class Proxy:
 
     # Lists
 
-    async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
-        view = await self.router.view()
-        page, cursor = _paginate(view.tools, params)
-        return types.ListToolsResult(tools=page, next_cursor=cursor)
+    async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> dict[str, Any]:
+        page, cursor = _paginate(await self._all_tools(), params)
+        return {"tools": page, "nextCursor": cursor} if cursor else {"tools": page}
+
+    async def _all_tools(self) -> tuple[dict[str, Any], ...]:
+        """The built-ins, then every server's tools, as sent; rebuilt only when the catalog changed."""
+        try:
+            view = await self.router.view()
+        except CatalogError as exc:
+            # The built-ins work without the catalog; a client must not lose them too.
+            logger.warning("listing only the built-in tools: %s", exc)
+            return self.builtins.listed
+        cached = self._tool_page
+        if cached is None or cached[0] != view.version:
+            shadowed = [t["name"] for t in view.tool_wire if t["name"] in self.builtins]
+            if shadowed:
+                logger.warning("hiding server tools named like built-ins: %s", ", ".join(shadowed))
+            dynamic = tuple(t for t in view.tool_wire if t["name"] not in self.builtins)
+            cached = self._tool_page = (view.version, self.builtins.listed + dynamic)
+        return cached[1]
 
     async def list_prompts(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
-        page, cursor = _paginate(await self.router.prompts(), params)
+        page, cursor = _paginate(await self._all_prompts(), params)
         return types.ListPromptsResult(prompts=page, next_cursor=cursor)
+
+    async def _all_prompts(self) -> tuple[types.Prompt, ...]:
+        """The capabilities prompt, the servers' instructions prompts, then the servers' own prompts."""
+        try:
+            servers = await self.catalog.servers()
+            prompts = await self.router.prompts()
+        except CatalogError as exc:
+            logger.warning("listing only the proxy's own prompt: %s", exc)
+            return (CAPABILITIES,)
+        return (CAPABILITIES, *instructions.prompts_for(servers), *prompts)
 
     async def list_resources(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListResourcesResult:
         page, cursor = _paginate(await self.router.resources(), params)
@@ -161,6 +208,16 @@ class Proxy:
     # Requests routed to one upstream
 
     async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
+        wait = self.rate_limit.acquire(ctx.session)
+        if wait is not None:
+            raise MCPError(
+                RATE_LIMITED,
+                f"Rate limit exceeded: at most {self.rate_limit.limit} tool calls per minute per session; "
+                f"try again in {max(1, round(wait))} s.",
+                data={"retryAfter": max(1, round(wait))},
+            )
+        if params.name in self.builtins:
+            return await self.builtins.call(params.name, params.arguments)
         route = await self.router.tool(params.name)
         upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
         request = types.CallToolRequest(params=upstream_params)
@@ -169,6 +226,15 @@ class Proxy:
         )
 
     async def get_prompt(self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> Any:
+        if params.name == CAPABILITIES.name:
+            started = time.monotonic()
+            result = capabilities_result({tool["name"] for tool in self.builtins.listed})
+            self._record_builtin("prompt_get", CAPABILITIES_ACTIVITY, params.name, started)
+            return result
+        if params.name.endswith(SEPARATOR + instructions.PROMPT_SUFFIX):
+            owner = next((s for s in await self.catalog.servers() if instructions.prompt_name(s) == params.name), None)
+            if owner is not None and owner.instructions is not None:
+                return instructions.prompt_result(owner)
         route = await self.router.prompt(params.name)
         upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
         request = types.GetPromptRequest(params=upstream_params)
@@ -219,6 +285,18 @@ class Proxy:
                 )
             )
 
+    def _record_builtin(self, action: str, source: ActivitySource, item: str, started: float) -> None:
+        self.catalog.record(
+            Activity(
+                action=action,
+                server_name=source.server_name,
+                server_uuid=source.server_uuid,
+                item_name=item,
+                success=True,
+                execution_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
+
     async def subscribe_resource(self, ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams) -> Any:
         return await self._forward_subscription(ctx, params, types.SubscribeRequest)
 
@@ -257,6 +335,13 @@ class Proxy:
     async def set_level(self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> Any:
         await self.forwarder.set_level(params.level)
         return types.EmptyResult()
+
+    # What the built-ins may ask of the proxy
+
+    def start_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `func` in the proxy's task group, outliving the request that started it."""
+        assert self._tg is not None, "the proxy is not running"
+        self._tg.start_soon(func)
 
     # Keeping listings fresh
 

@@ -67,9 +67,9 @@ def server_entry(record: ServerRecord) -> dict[str, Any]:
         entry["streamableHTTPOptions"] = {"headers": dict(spec.headers)}
         entry["headers"] = dict(spec.headers)
     if spec.instructions is not None:
-        # The shape the App's editor saves: one system message with the plain text.
-        entry["customInstructions"] = [{"role": "system", "content": spec.instructions}]
-        entry["customInstructionsDescription"] = f"Custom instructions for {spec.name}"
+        # The shape the App's editor saves: a list of role/content messages.
+        entry["customInstructions"] = [{"role": r, "content": t} for r, t in spec.instructions.messages]
+        entry["customInstructionsDescription"] = spec.instructions.description
     return entry
 
 

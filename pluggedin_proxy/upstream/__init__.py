@@ -2,9 +2,10 @@
 
 from pluggedin_proxy.upstream.connect import StderrTail, child_environment, open_transport
 from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamHooks, UpstreamPool
-from pluggedin_proxy.upstream.spec import ServerSpec, Transport
+from pluggedin_proxy.upstream.spec import CustomInstructions, ServerSpec, Transport
 
 __all__ = [
+    "CustomInstructions",
     "Profile",
     "ServerSpec",
     "StderrTail",

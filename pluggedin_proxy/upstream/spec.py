@@ -11,11 +11,57 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["ServerSpec", "Transport"]
+__all__ = ["CustomInstructions", "ServerSpec", "Transport"]
 
 Transport = Literal["stdio", "sse", "streamable-http"]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomInstructions:
+    """What a server's owner wants every client to know when using it."""
+
+    messages: tuple[tuple[str, str], ...]
+    """`(role, text)` pairs, role `user` or `assistant`, as served by the server's instructions prompt."""
+    description: str | None = None
+
+    @property
+    def text(self) -> str:
+        """All message texts, one per line."""
+        return "\n".join(text for _, text in self.messages)
+
+    @classmethod
+    def parse(cls, value: Any, description: str | None = None) -> CustomInstructions | None:
+        """Read instructions as the App stores them: a JSON array of messages, or plain text.
+
+        Strings and `user`/`assistant` messages keep their role; `system` messages (and messages
+        without a role) become user messages starting `System: `, since prompts carry no system
+        role; any other single value becomes one assistant message. Returns `None` when empty.
+        """
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = [value]
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else None
+        messages: list[tuple[str, str]] = []
+        if items is None:
+            text = _message_text(value)
+            if text:
+                messages.append(("assistant", text))
+        for item in items or ():
+            role = item.get("role") if isinstance(item, dict) else "user"
+            text = _message_text(item.get("content") if isinstance(item, dict) else item)
+            if not text:
+                continue
+            if role in ("user", "assistant"):
+                messages.append((role, text))
+            else:
+                messages.append(("user", f"System: {text}"))
+        return cls(tuple(messages), description) if messages else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +83,7 @@ class ServerSpec:
     url: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     """Extra HTTP headers for SSE and Streamable HTTP servers, sorted by name."""
-    instructions: str | None = None
+    instructions: CustomInstructions | None = None
     """Custom instructions attached to this server's tools and served as a prompt."""
     timeout: float | None = None
     """Per-request timeout in seconds; `None` means the proxy default."""
@@ -69,6 +115,17 @@ class ServerSpec:
         if self.transport == "stdio":
             return self.command or "?"
         return _strip_userinfo(self.url or "?")
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content.strip()
+    if isinstance(content, dict):
+        text = content.get("text")
+        return text.strip() if isinstance(text, str) else json.dumps(content)
+    if isinstance(content, list):
+        return "\n".join(t for t in (_message_text(c) for c in content) if t)
+    return "" if content is None else json.dumps(content)
 
 
 def _strip_userinfo(url: str) -> str:
