@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mcp_types as types
 
 from pluggedin_proxy.catalog.app_client import AppClient, AppReply
 from pluggedin_proxy.catalog.base import Catalog
 from pluggedin_proxy.settings import Mode
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.proxy.router import Router
 
 __all__ = [
     "SCHEMA_DRAFT",
@@ -53,6 +56,15 @@ class BuiltinHost(Protocol):
 
     @property
     def catalog(self) -> Catalog: ...
+
+    @property
+    def router(self) -> Router:
+        """What the proxy exposes, under the names clients see."""
+        ...
+
+    def builtin_names(self) -> list[str]:
+        """The built-in tools this proxy lists."""
+        ...
 
     def start_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `func` in the background, outliving the current call."""
@@ -146,14 +158,9 @@ def image(data: str, mime_type: str) -> types.CallToolResult:
 def app_failure(reply: AppReply, messages: Mapping[int, str], fallback: str) -> ToolFailure:
     """The failure for an App answer that is not a success: the status's own message, else `fallback`.
 
-    `fallback` may contain `{status}` and `{error}` (the App's `error` string, or the fallback's own text
-    when there is none).
+    Messages may contain `{status}` and `{error}` (the App's `error` string, or `HTTP <status>`).
     """
-    if reply.status in messages:
-        return ToolFailure(messages[reply.status].format(error=_error_of(reply), status=reply.status))
-    return ToolFailure(fallback.format(status=reply.status, error=_error_of(reply) or f"HTTP {reply.status}"))
-
-
-def _error_of(reply: AppReply) -> str:
+    template = messages.get(reply.status, fallback)
     error = reply.field("error") or reply.field("message")
-    return error if isinstance(error, str) else ""
+    detail = error if isinstance(error, str) and error else f"HTTP {reply.status}"
+    return ToolFailure(template.replace("{status}", str(reply.status)).replace("{error}", detail))

@@ -63,19 +63,17 @@ class Builtins:
         if tool.needs_app and self.app is None:
             return _error(setup.guidance_for(tool.name, self.host.mode))
         args = dict(arguments or {})
+        problems = sorted(self._validators[name].iter_errors(args), key=lambda e: list(e.absolute_path))
+        if problems:
+            # Refused before anything ran: not an activity (the App would raise an alert for it).
+            return _error(f"Invalid arguments for {name}: " + "; ".join(_describe(p) for p in problems[:5]))
+        _fill_defaults(tool.input_schema, args)
         call = ToolCall(arguments=args, app=self.app, host=self.host, activity=tool.activity)
         started = time.monotonic()
         error: str | None = None
         try:
-            problems = sorted(self._validators[name].iter_errors(args), key=lambda e: list(e.absolute_path))
-            if problems:
-                raise ToolFailure(f"Invalid arguments for {name}: " + "; ".join(_describe(p) for p in problems[:5]))
-            _fill_defaults(tool.input_schema, args)
             result = await tool.handler(call)
-        except ToolFailure as exc:
-            error = str(exc)
-            return _error(error)
-        except (CatalogUnavailable, CatalogAuthError) as exc:
+        except (ToolFailure, CatalogUnavailable, CatalogAuthError) as exc:
             error = str(exc)
             return _error(error)
         finally:

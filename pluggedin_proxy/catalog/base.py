@@ -131,6 +131,10 @@ class Catalog(Protocol):
         """Discover again now (all servers, or the given ones) and report per server."""
         ...
 
+    async def reload(self) -> None:
+        """Read the source's lists again now instead of when they go stale (after the source re-discovered)."""
+        ...
+
     def invalidate(self, server_id: str | None = None) -> None:
         """Forget one server's listing (or all) so the next `listings` discovers it afresh."""
         ...

@@ -175,6 +175,9 @@ class LocalCatalog:
         await self._discover(ids)
         return [DiscoveryResult(server=spec, listing=self._listings[spec.id]) for spec in self._specs if spec.id in ids]
 
+    async def reload(self) -> None:
+        return None  # the listings come from the servers themselves; `discover` re-lists them
+
     def invalidate(self, server_id: str | None = None) -> None:
         if server_id is None:
             self._listings.clear()

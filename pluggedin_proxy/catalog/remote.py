@@ -189,12 +189,16 @@ class RemoteCatalog:
             logger.info("plugged.in App discovery: %s", message)
         for server_id in server_ids or list(self._overrides):
             self._overrides.pop(server_id, None)
-        for cache in self.caches:
-            await cache.refresh()
+        await self.reload()
         listings = await self.listings()
         specs = await self.servers()
         wanted = set(server_ids) if server_ids else {s.id for s in specs}
         return [DiscoveryResult(server=s, listing=listings[s.id]) for s in specs if s.id in wanted]
+
+    async def reload(self) -> None:
+        self._owners.clear()
+        for cache in self.caches:
+            await cache.refresh()  # each bumps the version if its value changed
 
     def invalidate(self, server_id: str | None = None) -> None:
         if server_id is None:

@@ -38,7 +38,7 @@ from pluggedin_proxy.errors import ProxyError, UnknownName, UpstreamError, Upstr
 from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["Downstreams", "Forwarder", "clean_meta", "profile_of", "to_mcp_error"]
+__all__ = ["Downstreams", "Forwarder", "clean_meta", "client_of", "profile_of", "to_mcp_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,16 @@ def strip_server_info(result: ResultT) -> ResultT:
         cleaned = {k: v for k, v in meta.items() if k != types.SERVER_INFO_META_KEY}
         return result.model_copy(update={"meta": cleaned or None})
     return result
+
+
+def _connection_of(session: ServerSession) -> Any:
+    # One per client; the session object is per message.
+    return getattr(session, "_connection", None)
+
+
+def client_of(ctx: ServerRequestContext[Any]) -> Any:
+    """What identifies the downstream client of a request, for per-client limits."""
+    return _connection_of(ctx.session) or ctx.session
 
 
 def profile_of(ctx: ServerRequestContext[Any]) -> Profile:
@@ -116,7 +126,7 @@ class Downstreams:
         self._fallback: ServerSession | None = None
 
     def remember(self, session: ServerSession) -> None:
-        connection = getattr(session, "_connection", None)  # one per client; the session object is per message
+        connection = _connection_of(session)
         try:
             self._sessions[connection] = session
         except TypeError:

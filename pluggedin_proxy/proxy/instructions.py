@@ -1,10 +1,13 @@
 """Servers' custom instructions: as context on their tools, and as prompts clients can get.
 
 A server's owner may write instructions for it (`customInstructions` in the App, `instructions` in
-a local config). The proxy attaches them to each of the server's tools as the `metadata` object the
-TypeScript proxy sends (`server`, `instructions`, `constraints`, `formattedContext`), and serves them
-as a prompt named `<server-slug>__instructions`. Constraints are read from the text the way the
-TypeScript proxy reads them; like it, the proxy reports them and does not enforce them.
+a local config). The proxy attaches them to each of the server's tools: the object the TypeScript
+proxy sends as a non-standard `metadata` field (`server`, `instructions`, `constraints`,
+`formattedContext`) goes into the tool's `_meta` under `plugged.in/metadata` (the SDK, rightly, sends
+no unknown fields), and the formatted context is appended to the description, which is what the
+model reads. They are also served as a prompt named `<server-slug>__instructions`. Constraints are
+read from the text the way the TypeScript proxy reads them; like it, the proxy reports them and
+does not enforce them.
 """
 
 from __future__ import annotations
@@ -18,9 +21,18 @@ import mcp_types as types
 from pluggedin_proxy.naming import SEPARATOR
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["PROMPT_SUFFIX", "constraints_of", "formatted_context", "prompt_name", "prompt_result", "prompts_for"]
+__all__ = [
+    "METADATA_KEY",
+    "PROMPT_SUFFIX",
+    "constraints_of",
+    "formatted_context",
+    "prompt_name",
+    "prompt_result",
+    "prompts_for",
+]
 
 PROMPT_SUFFIX = "instructions"
+METADATA_KEY = "plugged.in/metadata"
 
 _FLAGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("readonly", ("read-only", "readonly")),

@@ -24,7 +24,7 @@ from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 from pluggedin_proxy.catalog.base import Catalog, ServerListing
 from pluggedin_proxy.errors import UnknownName
 from pluggedin_proxy.naming import NamedEntry, NameIndex
-from pluggedin_proxy.proxy.instructions import tool_metadata
+from pluggedin_proxy.proxy.instructions import METADATA_KEY, tool_metadata
 from pluggedin_proxy.upstream.spec import ServerSpec
 
 __all__ = ["CatalogView", "Route", "Router"]
@@ -49,7 +49,7 @@ class CatalogView:
     listings: Mapping[str, ServerListing]
     tools: tuple[types.Tool, ...]
     tool_wire: tuple[dict[str, Any], ...]
-    """`tools` as `tools/list` sends them, with the `metadata` of servers that have custom instructions."""
+    """`tools` as `tools/list` sends them, with the custom instructions of their servers."""
     tools_by_name: Mapping[str, types.Tool]
     """Every exposed tool by its exposed and full names."""
     tool_index: NameIndex
@@ -226,7 +226,9 @@ def _build_view(
     for tool, entry in zip(tools, tool_index, strict=True):
         wire = tool.model_dump(by_alias=True, mode="json", exclude_none=True)
         if (meta := metadata[entry.server_id]) is not None:
-            wire["metadata"] = meta
+            # Clients show descriptions to the model; `_meta` keeps the structured form for programs.
+            wire["description"] = f"{wire.get('description') or ''}\n\n{meta['formattedContext']}".lstrip()
+            wire["_meta"] = {**wire.get("_meta", {}), METADATA_KEY: meta}
         tool_wire.append(wire)
 
     return CatalogView(

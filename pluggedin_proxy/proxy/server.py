@@ -41,7 +41,7 @@ from pluggedin_proxy.catalog.local import list_everything
 from pluggedin_proxy.errors import CatalogError, UnknownName
 from pluggedin_proxy.naming import SEPARATOR
 from pluggedin_proxy.proxy import instructions
-from pluggedin_proxy.proxy.forwarding import Downstreams, Forwarder, clean_meta, profile_of, to_mcp_error
+from pluggedin_proxy.proxy.forwarding import Downstreams, Forwarder, clean_meta, client_of, profile_of, to_mcp_error
 from pluggedin_proxy.proxy.limits import SlidingWindow
 from pluggedin_proxy.proxy.router import Route, Router
 from pluggedin_proxy.settings import Mode
@@ -208,7 +208,7 @@ class Proxy:
     # Requests routed to one upstream
 
     async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
-        wait = self.rate_limit.acquire(ctx.session)
+        wait = self.rate_limit.acquire(client_of(ctx))
         if wait is not None:
             raise MCPError(
                 RATE_LIMITED,
@@ -337,6 +337,9 @@ class Proxy:
         return types.EmptyResult()
 
     # What the built-ins may ask of the proxy
+
+    def builtin_names(self) -> list[str]:
+        return [tool["name"] for tool in self.builtins.listed]
 
     def start_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `func` in the proxy's task group, outliving the request that started it."""
