@@ -27,6 +27,7 @@ __all__ = [
     "ActivitySource",
     "BuiltinHost",
     "BuiltinTool",
+    "InvalidArguments",
     "ToolCall",
     "ToolFailure",
     "hints",
@@ -77,6 +78,10 @@ class BuiltinHost(Protocol):
 
 class ToolFailure(Exception):
     """Raised by a handler to answer with an `isError` result carrying this message."""
+
+
+class InvalidArguments(ToolFailure):
+    """Raised by a handler for arguments its schema cannot express as wrong; like a schema refusal, not logged."""
 
 
 @dataclass(slots=True)

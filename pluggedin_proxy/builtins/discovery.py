@@ -245,9 +245,9 @@ DISCOVER_TOOLS = BuiltinTool(
     input_schema=zod_schema(
         "Options for discovering the servers' tools",
         {
+            # No `format: uuid`: a local server is named by its config key.
             "server_uuid": {
                 "type": "string",
-                "format": "uuid",
                 "description": "Only this server (its UUID; in local mode its name also works).",
             },
             "force_refresh": {

@@ -104,7 +104,7 @@ _TIPS = """
 """
 
 
-def capabilities_result(listed: set[str]) -> types.GetPromptResult:
+def capabilities_result(listed: set[str], mode: Mode) -> types.GetPromptResult:
     """The capabilities guide, naming only the built-in tools this proxy lists."""
     parts = [_OVERVIEW]
     for family, what, names in _FAMILIES:
@@ -112,7 +112,7 @@ def capabilities_result(listed: set[str]) -> types.GetPromptResult:
         if present:
             parts.append(f"- **{family}**: {what} ({', '.join(f'`{n}`' for n in present)})\n")
     missing = [family for family, _, names in _FAMILIES if not any(n in listed for n in names)]
-    if missing:
+    if missing and mode != "app":
         parts.append(
             "\nNot available here, because this proxy is not connected to the plugged.in App: "
             + ", ".join(missing).lower()

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mcp_types as types
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, FormatChecker
 
 from pluggedin_proxy.builtins import clipboard, discovery, documents, knowledge, memory, notifications, setup
-from pluggedin_proxy.builtins.base import BuiltinHost, BuiltinTool, ToolCall, ToolFailure
+from pluggedin_proxy.builtins.base import BuiltinHost, BuiltinTool, InvalidArguments, ToolCall, ToolFailure
 from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Activity
 from pluggedin_proxy.errors import CatalogAuthError, CatalogUnavailable
@@ -37,6 +38,19 @@ ALL_TOOLS: tuple[BuiltinTool, ...] = (
 )
 
 
+# Draft 7 knows no `uuid` format; the App refuses malformed ones, so refuse them before calling it.
+FORMATS = FormatChecker(formats=())
+FORMATS.checks("uuid")(lambda value: not isinstance(value, str) or _is_uuid(value))
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
 class Builtins:
     """The built-in tools of one proxy."""
 
@@ -44,7 +58,9 @@ class Builtins:
         self.host = host
         self.app = app
         self._tools: Mapping[str, BuiltinTool] = {tool.name: tool for tool in tools}
-        self._validators = {tool.name: Draft7Validator(dict(tool.input_schema)) for tool in tools}
+        self._validators = {
+            tool.name: Draft7Validator(dict(tool.input_schema), format_checker=FORMATS) for tool in tools
+        }
         if host.mode == "app":
             listed = [t for t in tools if t.name != setup.SETUP.name]
         elif host.mode == "local":
@@ -73,6 +89,9 @@ class Builtins:
         error: str | None = None
         try:
             result = await tool.handler(call)
+        except InvalidArguments as exc:
+            call.activity = None  # refused before anything ran, as the schema would have
+            return _error(f"Invalid arguments for {name}: {exc}")
         except (ToolFailure, CatalogUnavailable, CatalogAuthError) as exc:
             error = str(exc)
             return _error(error)

@@ -228,7 +228,7 @@ class Proxy:
     async def get_prompt(self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> Any:
         if params.name == CAPABILITIES.name:
             started = time.monotonic()
-            result = capabilities_result({tool["name"] for tool in self.builtins.listed})
+            result = capabilities_result({tool["name"] for tool in self.builtins.listed}, self.mode)
             self._record_builtin("prompt_get", CAPABILITIES_ACTIVITY, params.name, started)
             return result
         if params.name.endswith(SEPARATOR + instructions.PROMPT_SUFFIX):

@@ -11,7 +11,8 @@ application, `asgi`. Its lifespan is the whole life story:
 4. on shutdown, cancel discovery, close the pool (stopping any server it still runs) and the store.
 
 Routes are thin: authentication is the `BearerAuth` middleware, the handlers live in
-`catalog_routes` and `notification_routes`, and every error is JSON with an `error` string.
+`catalog_routes`, `notification_routes` and `clipboard_routes`, and every error is JSON with an
+`error` string.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pluggedin_proxy.catalog import LocalCatalog, load_config
-from pluggedin_proxy.selfhost import catalog_routes, notification_routes
+from pluggedin_proxy.selfhost import catalog_routes, clipboard_routes, notification_routes
 from pluggedin_proxy.selfhost.auth import BearerAuth
 from pluggedin_proxy.selfhost.directory import ServerDirectory
 from pluggedin_proxy.selfhost.identity import profile_uuid, server_uuid
@@ -140,6 +141,7 @@ class SelfHostedApp:
         catalog = self._catalog_endpoint
         store = self._store_endpoint
         n = notification_routes
+        c = clipboard_routes
         return [
             Route(HEALTH_PATH, self._health, methods=["GET"]),
             Route("/api/mcp-servers", catalog(catalog_routes.list_servers), methods=["GET"]),
@@ -156,6 +158,11 @@ class SelfHostedApp:
             Route("/api/notifications/custom", store(n.create_custom_notification), methods=["POST"]),
             Route("/api/notifications/{id}/completed", store(n.toggle_completed), methods=["PATCH"]),
             Route("/api/notifications/{id}", store(n.delete_notification), methods=["DELETE"]),
+            Route("/api/clipboard", store(c.get_clipboard), methods=["GET"]),
+            Route("/api/clipboard", store(c.set_clipboard), methods=["POST"]),
+            Route("/api/clipboard", store(c.delete_clipboard), methods=["DELETE"]),
+            Route("/api/clipboard/push", store(c.push_clipboard), methods=["POST"]),
+            Route("/api/clipboard/pop", store(c.pop_clipboard), methods=["POST"]),
         ]
 
     def _catalog_endpoint(self, handler: CatalogHandler) -> Callable[[Request], Awaitable[Response]]:

@@ -14,12 +14,13 @@ import mcp_types as types
 
 from pluggedin_proxy.naming import SEPARATOR
 from pluggedin_proxy.selfhost.identity import SERVER_TYPES
-from pluggedin_proxy.selfhost.store import ActivityRow, Notification
+from pluggedin_proxy.selfhost.store import ActivityRow, ClipboardEntry, Notification
 from pluggedin_proxy.upstream.spec import ServerSpec
 
 __all__ = [
     "ServerRecord",
     "activity_item",
+    "clipboard_item",
     "notification_item",
     "prompt_item",
     "resource_item",
@@ -27,6 +28,9 @@ __all__ = [
     "template_item",
     "tool_item",
 ]
+
+# In a list of clipboard entries, an image's value is cut to this many characters, as in the App.
+IMAGE_LIST_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,4 +161,25 @@ def notification_item(notification: Notification) -> dict[str, Any]:
         "metadata": dict(notification.metadata),
         "created_at": notification.created_at,
         "expires_at": notification.expires_at,
+    }
+
+
+def clipboard_item(entry: ClipboardEntry, *, listed: bool = False) -> dict[str, Any]:
+    """One clipboard entry as the App sends it; in a list (`listed`) an image's value is cut short."""
+    image = entry.content_type.startswith("image/")
+    return {
+        "uuid": entry.uuid,
+        "name": entry.name,
+        "idx": entry.idx,
+        "value": entry.value[:IMAGE_LIST_CHARS] if listed and image else entry.value,
+        "contentType": entry.content_type,
+        "encoding": entry.encoding,
+        "sizeBytes": entry.size_bytes,
+        "visibility": entry.visibility,
+        "createdByTool": entry.created_by_tool,
+        "createdByModel": entry.created_by_model,
+        "source": entry.source,
+        "createdAt": entry.created_at,
+        "updatedAt": entry.updated_at,
+        "expiresAt": entry.expires_at,
     }

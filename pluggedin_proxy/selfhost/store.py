@@ -1,4 +1,4 @@
-"""The self-hosted App's SQLite database: server first-sight times, the activity log, notifications.
+"""The self-hosted App's SQLite database: server first-sight times, the activity log, notifications, clipboard.
 
 One file, `<data dir>/app.db`, opened by `AppStore` with the stdlib `sqlite3`. Every method is short
 and synchronous; the App calls them through `anyio.to_thread.run_sync`, so one lock serialises them
@@ -11,6 +11,8 @@ Tables:
   on every call and across restarts (the proxy respawns a server whose JSON changes).
 - `mcp_activity`: what the proxy reported through `POST /api/notifications/mcp-activity`.
 - `notifications`: custom notifications and the ALERTs created for failed calls.
+- `clipboards`: clipboard entries, each with a unique name or a unique index (or both) in its profile.
+  Expired entries are deleted by the next clipboard call of their profile, as the App's clean-up does.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ActivityRow", "AppStore", "Notification", "utc_timestamp"]
+__all__ = ["ActivityRow", "AppStore", "ClipboardEntry", "ClipboardWrite", "Notification", "utc_timestamp"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS servers (
@@ -62,8 +64,27 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_at TEXT NOT NULL,
     expires_at TEXT
 );
+CREATE TABLE IF NOT EXISTS clipboards (
+    uuid TEXT PRIMARY KEY,
+    profile_uuid TEXT NOT NULL,
+    name TEXT,
+    idx INTEGER,
+    value TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    encoding TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    visibility TEXT NOT NULL,
+    created_by_tool TEXT,
+    created_by_model TEXT,
+    source TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    expires_at TEXT
+);
 CREATE INDEX IF NOT EXISTS mcp_activity_profile ON mcp_activity (profile_uuid, id);
 CREATE INDEX IF NOT EXISTS notifications_profile ON notifications (profile_uuid);
+CREATE UNIQUE INDEX IF NOT EXISTS clipboards_name ON clipboards (profile_uuid, name);
+CREATE UNIQUE INDEX IF NOT EXISTS clipboards_idx ON clipboards (profile_uuid, idx);
 """
 
 _ACTIVITY_COLUMNS = (
@@ -73,6 +94,16 @@ _ACTIVITY_COLUMNS = (
 _NOTIFICATION_COLUMNS = (
     "id, profile_uuid, type, title, message, read, link, severity, completed, metadata, created_at, expires_at"
 )
+_CLIPBOARD_COLUMNS = (
+    "uuid, name, idx, value, content_type, encoding, size_bytes, visibility, created_by_tool, created_by_model, "
+    "source, created_at, updated_at, expires_at"
+)
+_CLIPBOARD_INSERT = f"INSERT INTO clipboards (profile_uuid, {_CLIPBOARD_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+# What a named set replaces on a name clash: everything but the identity (uuid, name, idx) and `created_at`.
+_CLIPBOARD_REPLACED = (
+    "value", "content_type", "encoding", "size_bytes", "visibility", "created_by_tool", "created_by_model",
+    "source", "updated_at", "expires_at",
+)  # fmt: skip
 
 
 def utc_timestamp(after: timedelta | None = None) -> str:
@@ -114,6 +145,45 @@ class Notification:
     completed: bool
     metadata: Mapping[str, Any]
     created_at: str
+    expires_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipboardWrite:
+    """What a clipboard set or push stores."""
+
+    value: str
+    content_type: str
+    encoding: str
+    visibility: str
+    created_by_tool: str | None
+    created_by_model: str | None
+    source: str
+    expires_in: timedelta
+
+    @property
+    def size_bytes(self) -> int:
+        """The value's size as the App counts it: the bytes of its UTF-8 text, whatever its encoding."""
+        return len(self.value.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class ClipboardEntry:
+    """One clipboard entry of a profile."""
+
+    uuid: str
+    name: str | None
+    idx: int | None
+    value: str
+    content_type: str
+    encoding: str
+    size_bytes: int
+    visibility: str
+    created_by_tool: str | None
+    created_by_model: str | None
+    source: str
+    created_at: str
+    updated_at: str
     expires_at: str | None
 
 
@@ -263,6 +333,123 @@ class AppStore:
             )
         return cursor.rowcount > 0
 
+    def set_clipboard(
+        self, profile_uuid: str, write: ClipboardWrite, *, name: str | None, idx: int | None
+    ) -> ClipboardEntry | None:
+        """Store a named entry (replacing the profile's entry of that name) or an indexed one.
+
+        Returns `None`, storing nothing, when `idx` is already taken in the profile.
+        """
+        query = _CLIPBOARD_INSERT
+        if name is not None:
+            replaced = ", ".join(f"{column} = excluded.{column}" for column in _CLIPBOARD_REPLACED)
+            query += f" ON CONFLICT (profile_uuid, name) DO UPDATE SET {replaced}"
+        with self._lock, self._conn:
+            self._purge_expired(profile_uuid)
+            try:
+                stored = self._conn.execute(
+                    f"{query} RETURNING {_CLIPBOARD_COLUMNS}", _clipboard_row(profile_uuid, write, name, idx)
+                ).fetchone()
+            except sqlite3.IntegrityError:
+                return None
+        return _clipboard(stored)
+
+    def push_clipboard(self, profile_uuid: str, write: ClipboardWrite) -> ClipboardEntry:
+        """Store an entry at the profile's next index: one past the highest, or 0 for the first."""
+        with self._lock, self._conn:
+            self._purge_expired(profile_uuid)
+            (highest,) = self._conn.execute(
+                "SELECT MAX(idx) FROM clipboards WHERE profile_uuid = ?", (profile_uuid,)
+            ).fetchone()
+            idx = 0 if highest is None else highest + 1
+            stored = self._conn.execute(
+                f"{_CLIPBOARD_INSERT} RETURNING {_CLIPBOARD_COLUMNS}", _clipboard_row(profile_uuid, write, None, idx)
+            ).fetchone()
+        return _clipboard(stored)
+
+    def list_clipboard(
+        self,
+        profile_uuid: str,
+        *,
+        name: str | None = None,
+        idx: int | None = None,
+        content_type: str | None = None,
+        limit: int = -1,
+        offset: int = 0,
+    ) -> tuple[list[ClipboardEntry], int]:
+        """The profile's entries matching every filter given, newest first, and how many match in all."""
+        where, params = _clipboard_filter(profile_uuid, name=name, idx=idx, content_type=content_type)
+        with self._lock, self._conn:
+            self._purge_expired(profile_uuid)
+            rows = self._conn.execute(
+                f"SELECT {_CLIPBOARD_COLUMNS} FROM clipboards WHERE {where}"
+                " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            (total,) = self._conn.execute(f"SELECT COUNT(*) FROM clipboards WHERE {where}", params).fetchone()
+        return [_clipboard(row) for row in rows], total
+
+    def delete_clipboard(self, profile_uuid: str, *, name: str | None = None, idx: int | None = None) -> int:
+        """Delete the profile's entries matching `name` and `idx` (all of them when neither is given)."""
+        where, params = _clipboard_filter(profile_uuid, name=name, idx=idx)
+        with self._lock, self._conn:
+            self._purge_expired(profile_uuid)
+            cursor = self._conn.execute(f"DELETE FROM clipboards WHERE {where}", params)
+        return cursor.rowcount
+
+    def pop_clipboard(self, profile_uuid: str) -> ClipboardEntry | None:
+        """Delete and return the profile's highest-indexed entry, or `None` when it has no indexed entry."""
+        with self._lock, self._conn:
+            self._purge_expired(profile_uuid)
+            row = self._conn.execute(
+                f"DELETE FROM clipboards WHERE uuid = (SELECT uuid FROM clipboards WHERE profile_uuid = ?"
+                f" AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1) RETURNING {_CLIPBOARD_COLUMNS}",
+                (profile_uuid,),
+            ).fetchone()
+        return None if row is None else _clipboard(row)
+
+    def _purge_expired(self, profile_uuid: str) -> None:
+        """Delete the profile's expired entries (the caller holds the lock and the transaction)."""
+        self._conn.execute(
+            "DELETE FROM clipboards WHERE profile_uuid = ? AND expires_at IS NOT NULL AND expires_at <= ?",
+            (profile_uuid, utc_timestamp()),
+        )
+
+
+def _clipboard_row(profile_uuid: str, write: ClipboardWrite, name: str | None, idx: int | None) -> tuple[Any, ...]:
+    """A new entry's values, in `_CLIPBOARD_INSERT` order."""
+    now = utc_timestamp()
+    return (
+        profile_uuid,
+        str(uuid.uuid4()),
+        name,
+        idx,
+        write.value,
+        write.content_type,
+        write.encoding,
+        write.size_bytes,
+        write.visibility,
+        write.created_by_tool,
+        write.created_by_model,
+        write.source,
+        now,
+        now,
+        utc_timestamp(write.expires_in),
+    )
+
+
+def _clipboard_filter(
+    profile_uuid: str, *, name: str | None, idx: int | None, content_type: str | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause (and its parameters) for the profile's entries matching every filter given."""
+    clauses: list[str] = ["profile_uuid = ?"]
+    params: list[Any] = [profile_uuid]
+    for column, value in (("name", name), ("idx", idx), ("content_type", content_type)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), tuple(params)
+
 
 def _activity(row: tuple[Any, ...]) -> ActivityRow:
     (id_, action, server_name, server_uuid, external_id, source, item_name, success, error, elapsed, created_at) = row
@@ -297,3 +484,7 @@ def _notification(row: tuple[Any, ...]) -> Notification:
         created_at=created_at,
         expires_at=expires_at,
     )
+
+
+def _clipboard(row: tuple[Any, ...]) -> ClipboardEntry:
+    return ClipboardEntry(*row)

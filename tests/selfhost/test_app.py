@@ -192,8 +192,8 @@ async def test_a_stdio_server_entry_carries_its_connection_and_instructions(conf
         "profile_uuid": None,
         "source": "PLUGGEDIN",
         "cwd": str(REPO),
-        "customInstructions": [{"role": "system", "content": "Echo carefully."}],
-        "customInstructionsDescription": "Custom instructions for echo",
+        "customInstructions": [{"role": "user", "content": "Echo carefully."}],
+        "customInstructionsDescription": "Instructions for using echo",
     }
 
 
