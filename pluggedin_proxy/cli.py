@@ -92,6 +92,26 @@ def run(
             "--port", help="HTTP port for streamable-http (default 12006; PORT env when absent).", show_default=False
         ),
     ] = None,
+    host: Annotated[
+        str,
+        typer.Option("--host", envvar="BIND_HOST", help="streamable-http: address to bind (BIND_HOST env)."),
+    ] = "127.0.0.1",
+    json_response: Annotated[
+        bool, typer.Option("--json-response", help="streamable-http: answer with JSON instead of SSE streams.")
+    ] = False,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option("--cors-origin", help="streamable-http: a browser origin allowed to call (repeatable)."),
+    ] = None,
+    http_api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--http-api-key",
+            help="streamable-http: another key accepted by --require-api-auth (repeatable; also "
+            "PLUGGEDIN_HTTP_API_KEYS, comma-separated).",
+            show_default=False,
+        ),
+    ] = None,
     stateless: Annotated[
         bool, typer.Option("--stateless", help="streamable-http: a fresh exchange per request, no sessions.")
     ] = False,
@@ -144,9 +164,9 @@ def run(
     _configure_logging(log_level or "info")
     if transport not in ("stdio", "streamable-http"):
         _fail(f"unknown transport {transport!r}: use stdio or streamable-http")
-    if transport == "streamable-http":
-        _fail("--transport streamable-http is not available in this version yet; use stdio")
-    del port, stateless, require_api_auth  # used by the HTTP transport
+    if port is None:
+        port = _port_from_env()
+    extra_keys = [*(http_api_key or ()), *os.environ.get("PLUGGEDIN_HTTP_API_KEYS", "").split(",")]
     settings = _settings(
         config,
         no_prefix=no_prefix,
@@ -156,14 +176,22 @@ def run(
         cache_ttl=cache_ttl,
         app_timeout=app_timeout,
         rate_limit=rate_limit,
+        transport=transport,
+        host=host,
+        port=port,
+        stateless=stateless,
+        require_api_auth=require_api_auth,
+        http_api_keys=tuple(k.strip() for k in extra_keys if k.strip()),
+        json_response=json_response,
+        cors_origins=tuple(cors_origin or ()),
     )
 
     import anyio
 
-    from pluggedin_proxy.runtime import serve
+    from pluggedin_proxy.runtime import serve, serve_http
 
     try:
-        anyio.run(serve, settings)
+        anyio.run(serve_http if transport == "streamable-http" else serve, settings)
     except KeyboardInterrupt:
         pass
 
@@ -387,6 +415,15 @@ def _configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("pluggedin_proxy").setLevel(numeric)
+
+
+def _port_from_env() -> int:
+    value = os.environ.get("PORT", "").strip()
+    if not value:
+        return 12006
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        _fail(f"PORT must be a port number, not {value!r}")
+    return int(value)
 
 
 def _known_arguments(argv: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ from pluggedin_proxy.errors import ConfigError
 from pluggedin_proxy.proxy.server import Proxy
 from pluggedin_proxy.settings import Settings
 
-__all__ = ["build_proxy", "call_tool", "list_catalog", "serve"]
+__all__ = ["build_proxy", "call_tool", "list_catalog", "serve", "serve_http"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,49 @@ async def serve(settings: Settings) -> None:
         logger.info("serving the %s catalog from %s on stdio", settings.mode, source)
         await serve_stdio(proxy)
         tg.cancel_scope.cancel()
+
+
+async def serve_http(settings: Settings) -> None:
+    """Serve MCP over Streamable HTTP until the process is told to stop."""
+    import uvicorn
+
+    from pluggedin_proxy.http import HttpOptions, create_http_app
+
+    keys = list(settings.http_api_keys)
+    if settings.require_api_auth and settings.credentials.api_key is not None:
+        keys.append(settings.credentials.api_key.get_secret_value())
+    if settings.require_api_auth and not keys:
+        raise ConfigError("--require-api-auth needs a key to check: a plugged.in API key or --http-api-key")
+    options = HttpOptions(
+        host=settings.host,
+        stateless=settings.stateless,
+        json_response=settings.json_response,
+        api_keys=keys if settings.require_api_auth else (),
+        cors_origins=settings.cors_origins,
+    )
+    async with build_proxy(settings) as proxy:
+        app = create_http_app(proxy, options)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on"
+        )
+        await _server_class()(config).serve()
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, saying where it listens once it does (with `--port 0`, the port it got)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            for server in self.servers:
+                for sock in server.sockets:
+                    host, port = sock.getsockname()[:2]
+                    shown = f"[{host}]" if ":" in host else host
+                    logger.info("listening on http://%s:%d/mcp", shown, port)
+
+    return Server
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:

@@ -29,6 +29,11 @@ class Settings:
     port: int = 12006
     stateless: bool = False
     require_api_auth: bool = False
+    """HTTP: require an API key (the plugged.in key or one of `http_api_keys`) on every MCP request."""
+    http_api_keys: tuple[str, ...] = ()
+    json_response: bool = False
+    """HTTP: answer POSTs with plain JSON instead of an SSE stream."""
+    cors_origins: tuple[str, ...] = ()
     prefix: bool = True
     """Expose names as `<server>__<name>`; off (`--no-prefix`) passes a single server through unchanged."""
     discovery_timeout: float = 30.0
