@@ -107,8 +107,8 @@ class Proxy:
         self.forwarder.on_new_upstream(self._refresh_listing_soon)
         self.router = Router(self.catalog, prefix=prefix)
         self.builtins = Builtins(self, app)
-        self._builtin_names = {tool["name"] for tool in self.builtins.listed}
-        self._tool_page: tuple[int, tuple[dict[str, Any], ...]] | None = None
+        self._builtin_tools = tuple(types.Tool.model_validate(t) for t in self.builtins.listed)
+        self._tool_page: tuple[int, tuple[types.Tool, ...]] | None = None
         self.server = self._build_server()
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -160,25 +160,27 @@ class Proxy:
 
     # Lists
 
-    async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> dict[str, Any]:
+    async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
+        # A typed result: the SDK adds what each protocol era needs (2026-07-28 cache hints, resultType).
         page, cursor = _paginate(await self._all_tools(), params)
-        return {"tools": page, "nextCursor": cursor} if cursor else {"tools": page}
+        return types.ListToolsResult(tools=page, next_cursor=cursor)
 
-    async def _all_tools(self) -> tuple[dict[str, Any], ...]:
+    async def _all_tools(self) -> tuple[types.Tool, ...]:
         """The built-ins, then every server's tools, as sent; rebuilt only when the catalog changed."""
         try:
             view = await self.router.view()
         except CatalogError as exc:
             # The built-ins work without the catalog; a client must not lose them too.
             logger.warning("listing only the built-in tools: %s", exc)
-            return self.builtins.listed
+            return self._builtin_tools
         cached = self._tool_page
         if cached is None or cached[0] != view.version:
             shadowed = [t["name"] for t in view.tool_wire if t["name"] in self.builtins]
             if shadowed:
                 logger.warning("hiding server tools named like built-ins: %s", ", ".join(shadowed))
             dynamic = tuple(t for t in view.tool_wire if t["name"] not in self.builtins)
-            cached = self._tool_page = (view.version, self.builtins.listed + dynamic)
+            typed = tuple(types.Tool.model_validate(t) for t in dynamic)
+            cached = self._tool_page = (view.version, self._builtin_tools + typed)
         return cached[1]
 
     async def list_prompts(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:

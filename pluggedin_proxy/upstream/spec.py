@@ -25,11 +25,8 @@ class CustomInstructions:
     messages: tuple[tuple[str, str], ...]
     """`(role, text)` pairs, role `user` or `assistant`, as served by the server's instructions prompt."""
     description: str | None = None
-
-    @property
-    def text(self) -> str:
-        """All message texts, one per line."""
-        return "\n".join(text for _, text in self.messages)
+    text: str = ""
+    """The instructions as written: every message's text, one per line."""
 
     @classmethod
     def parse(cls, value: Any, description: str | None = None) -> CustomInstructions | None:
@@ -48,20 +45,23 @@ class CustomInstructions:
             return None
         items = value if isinstance(value, list) else None
         messages: list[tuple[str, str]] = []
+        texts: list[str] = []
         if items is None:
             text = _message_text(value)
             if text:
                 messages.append(("assistant", text))
+                texts.append(text)
         for item in items or ():
             role = item.get("role") if isinstance(item, dict) else "user"
             text = _message_text(item.get("content") if isinstance(item, dict) else item)
             if not text:
                 continue
+            texts.append(text)
             if role in ("user", "assistant"):
                 messages.append((role, text))
             else:
                 messages.append(("user", f"System: {text}"))
-        return cls(tuple(messages), description) if messages else None
+        return cls(tuple(messages), description, "\n".join(texts)) if messages else None
 
 
 @dataclass(frozen=True, slots=True)

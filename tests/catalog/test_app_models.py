@@ -195,7 +195,7 @@ def test_slug_is_the_prefix() -> None:
 def test_custom_instructions_with_string_content_become_text() -> None:
     """UI-saved instructions (one system message with a string content) become that text."""
     spec = spec_of(command="node", customInstructions=[{"role": "system", "content": "Always cite issues."}])
-    assert spec.instructions == "Always cite issues."
+    assert spec.instructions is not None and spec.instructions.text == "Always cite issues."
 
 
 def test_custom_instructions_with_content_parts_are_joined() -> None:
@@ -204,7 +204,8 @@ def test_custom_instructions_with_content_parts_are_joined() -> None:
         {"role": "system", "content": "First."},
         {"role": "user", "content": [{"type": "text", "text": "Second."}, {"type": "text", "text": "Third."}]},
     ]
-    assert spec_of(command="node", customInstructions=messages).instructions == "First.\nSecond.\nThird."
+    instructions = spec_of(command="node", customInstructions=messages).instructions
+    assert instructions is not None and instructions.text == "First.\nSecond.\nThird."
 
 
 def test_no_custom_instructions_means_none() -> None:

@@ -194,7 +194,7 @@ async def test_servers_are_specs_from_the_app(catalog: RemoteCatalog) -> None:
         github, context7 = await catalog.servers()
     assert (github.id, github.slug, github.transport, github.command) == (GITHUB, "github", "stdio", "npx")
     assert github.env == (("GITHUB_PERSONAL_ACCESS_TOKEN", "ghp_example"),)
-    assert github.instructions == "Prefer draft pull requests."
+    assert github.instructions is not None and github.instructions.text == "Prefer draft pull requests."
     assert (context7.id, context7.slug, context7.transport) == (CONTEXT7, CONTEXT7, "streamable-http")
     assert context7.url == "https://mcp.context7.com/mcp"
     assert context7.headers == (("Authorization", "Bearer oauth-1"),)

@@ -222,13 +222,16 @@ async def test_the_app_going_down_after_warm_up_does_not_break_lists_calls_gets_
 async def test_an_app_failure_is_a_clear_error_without_secrets_and_the_proxy_keeps_serving(
     tmp_path: Path, mode: str, expected: str
 ) -> None:
-    """A failing App gives the client a clear error naming the problem, never the key; later requests work."""
+    """A failing App still leaves the built-ins listed; a server's tool gets a clear error naming the problem,
+    never the key; later requests work."""
     with selfhosted_app(tmp_path, {"echo": echo_server()}) as app_url:
         async with faulty_front(app_url) as (url, faults):
             faults.mode = mode
             async with app_proxy(url) as session:
+                names = await _names(session)
+                assert "pluggedin_discover_tools" in names and "echo__echo" not in names
                 with pytest.raises(MCPError) as caught:
-                    await session.list_tools()
+                    await session.call_tool("echo__echo", {"text": "x"})
                 message = caught.value.error.message
                 assert expected in message
                 assert KEY not in message and "secret-internal-detail" not in message
