@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
+
+KEY = "test_key_for_the_selfhosted_app_0123456789"
+"""The API key the self-hosted App started by `selfhosted_app` accepts."""
 
 _STRIPPED_PREFIXES = ("PLUGGEDIN_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT", "REQUESTS_CA")
 
@@ -113,3 +118,27 @@ async def proxy_session(
     async with stdio_client(params, errlog=log) as (read, write), ClientSession(read, write, **session_options) as s:
         await s.initialize()
         yield s
+
+
+@contextmanager
+def selfhosted_app(tmp_path: Path, servers: dict[str, Any], key: str = KEY) -> Iterator[str]:
+    """Run `python -m pluggedin_proxy.selfhost` on a free port; yields its base URL once it listens."""
+    config = tmp_path / "app.json"
+    config.write_text(json.dumps({"mcpServers": servers}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pluggedin_proxy.selfhost", "--config", str(config), "--port", "0",
+         "--api-key", key, "--data-dir", str(tmp_path / "app-data")],
+        stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                yield found.group(1)
+                break
+        else:
+            pytest.fail("the self-hosted App exited before listening")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

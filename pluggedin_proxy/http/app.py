@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -23,7 +23,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pluggedin_proxy.catalog.base import ServerListing
 from pluggedin_proxy.errors import CatalogError
 from pluggedin_proxy.http.auth import ApiKeyAuth
 from pluggedin_proxy.proxy.server import Proxy
@@ -47,8 +46,6 @@ class HttpOptions:
     max_body_bytes: int = 4 * 1024 * 1024
     max_sessions: int = 10_000
     session_idle_timeout: float = 30 * 60
-    allowed_hosts: Sequence[str] = field(default=())
-    """Extra `Host` values accepted besides loopback ones (DNS-rebinding protection)."""
 
 
 def create_http_app(proxy: Proxy, options: HttpOptions) -> Starlette:
@@ -82,13 +79,15 @@ def create_http_app(proxy: Proxy, options: HttpOptions) -> Starlette:
             body["catalog"] = {"error": str(exc)}
             status = 503
         else:
-            listings = await _listings_or_none(proxy)
+            # What is known now: a health check must never start servers or wait on discovery.
+            view = proxy.router.current
+            listings = view.listings if view is not None else {}
             body["catalog"] = {"servers": len(servers), "version": proxy.catalog.version}
             body["upstreams"] = [
                 {
                     "server": spec.name,
                     "live": len(proxy.pool.live(spec.id)),
-                    "error": listing.error if (listing := (listings or {}).get(spec.id)) is not None else None,
+                    "error": listing.error if (listing := listings.get(spec.id)) is not None else None,
                 }
                 for spec in servers
             ]
@@ -120,18 +119,11 @@ def create_http_app(proxy: Proxy, options: HttpOptions) -> Starlette:
 
 def _transport_security(options: HttpOptions) -> TransportSecuritySettings | None:
     """DNS-rebinding protection for loopback binds (a web page must not reach a local proxy)."""
-    if options.host not in LOOPBACK and not options.allowed_hosts:
+    if options.host not in LOOPBACK:
         return None
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *options.allowed_hosts]
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
     origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *options.cors_origins]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
-
-
-async def _listings_or_none(proxy: Proxy) -> Mapping[str, ServerListing] | None:
-    try:
-        return await proxy.catalog.listings()
-    except CatalogError:
-        return None
 
 
 class _SessionManagerApp:

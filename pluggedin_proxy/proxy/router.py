@@ -94,6 +94,11 @@ class Router:
         self.prefix = prefix
         self._view: CatalogView | None = None
 
+    @property
+    def current(self) -> CatalogView | None:
+        """The last view built, without asking the catalog (which may discover)."""
+        return self._view
+
     async def view(self) -> CatalogView:
         """The current view, rebuilt if the catalog changed."""
         listings = await self.catalog.listings()

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +18,7 @@ import pytest
 from mcp import ClientSession
 
 from tests.app_double import AppDouble, app_double, proxy_for
-from tests.conftest import REPO, proxy_session
+from tests.conftest import KEY, proxy_session, selfhosted_app
 
 pytestmark = pytest.mark.anyio
 
@@ -375,37 +371,11 @@ async def test_arguments_the_proxy_refuses_never_reach_the_app_nor_the_activity_
 
 # Against the real self-hosted App
 
-SELFHOST_KEY = "clipboard_key_for_the_selfhosted_app_0123456789"
-
-
-@contextmanager
-def selfhosted_app(tmp_path: Path) -> Iterator[str]:
-    """`python -m pluggedin_proxy.selfhost` with no servers on a free port; yields its URL once it listens."""
-    config = tmp_path / "app.json"
-    config.write_text(json.dumps({"mcpServers": {}}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pluggedin_proxy.selfhost", "--config", str(config), "--port", "0",
-         "--api-key", SELFHOST_KEY, "--data-dir", str(tmp_path / "app-data")],
-        stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            found = re.search(r"listening on (http://\S+)", line)
-            if found:
-                yield found.group(1)
-                break
-        else:
-            pytest.fail("the self-hosted App exited before listening")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
 
 async def test_a_round_trip_through_the_proxy_and_the_self_hosted_app(tmp_path: Path):
     """set, get, push, push, pop, list and delete, with the real App storing the entries."""
-    args = ("--pluggedin-api-key", SELFHOST_KEY, "--pluggedin-api-base-url")
-    with selfhosted_app(tmp_path) as url:
+    args = ("--pluggedin-api-key", KEY, "--pluggedin-api-base-url")
+    with selfhosted_app(tmp_path, {}) as url:
         async with proxy_session(None, *args, url) as session:
             stored = await _ok_text(session, "pluggedin_clipboard_set", {"name": "plan", "value": "ship it"})
             got = json.loads(await _ok_text(session, "pluggedin_clipboard_get", {"name": "plan"}))

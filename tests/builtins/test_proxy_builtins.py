@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 
 from pluggedin_proxy.builtins import ALL_TOOLS
 from tests.app_double import AppDouble, app_double, proxy_for
-from tests.conftest import echo_server, proxy_session
+from tests.conftest import KEY, echo_server, proxy_session, selfhosted_app
 
 pytestmark = pytest.mark.anyio
 
@@ -391,10 +391,8 @@ class TestNotifications:
 
 
 async def test_notifications_round_trip_through_the_self_hosted_app(tmp_path: Path) -> None:
-    from tests.e2e.test_app_mode import app_proxy, selfhosted_app
-
     with selfhosted_app(tmp_path, {"echo": echo_server()}) as url:
-        async with app_proxy(url) as session:
+        async with proxy_session(None, "--pluggedin-api-key", KEY, "--pluggedin-api-base-url", url) as session:
             sent = await session.call_tool(
                 "pluggedin_send_notification", {"title": "Deploy", "message": "v2 is live", "severity": "SUCCESS"}
             )

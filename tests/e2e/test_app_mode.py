@@ -7,11 +7,8 @@ forwards to the App until a test tells it to misbehave; nothing in these tests m
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,40 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest import REPO, echo_server, proxy_command, proxy_session
+from tests.conftest import KEY, REPO, echo_server, proxy_command, proxy_session, selfhosted_app
 
 pytestmark = pytest.mark.anyio
 
-KEY = "test_key_for_the_selfhosted_app_0123456789"
 TTL = "0.5"
 
 
 def _text(result: types.CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, types.TextContent))
-
-
-@contextmanager
-def selfhosted_app(tmp_path: Path, servers: dict[str, Any]) -> Iterator[str]:
-    """Run `python -m pluggedin_proxy.selfhost` on a free port; yields its base URL once it listens."""
-    config = tmp_path / "app.json"
-    config.write_text(json.dumps({"mcpServers": servers}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pluggedin_proxy.selfhost", "--config", str(config), "--port", "0",
-         "--api-key", KEY, "--data-dir", str(tmp_path / "app-data")],
-        stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            found = re.search(r"listening on (http://\S+)", line)
-            if found:
-                yield found.group(1)
-                break
-        else:
-            pytest.fail("the self-hosted App exited before listening")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @dataclass
