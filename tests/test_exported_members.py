@@ -29,6 +29,7 @@ EXPORTS = {
         "read_persisted_listings",
     ],
     pluggedin_proxy.upstream: [
+        "CustomInstructions",
         "Profile",
         "ServerSpec",
         "StderrTail",
