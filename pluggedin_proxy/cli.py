@@ -1,9 +1,10 @@
 """The `pluggedin-mcp` command.
 
 The bare command runs the proxy (stdio by default) with the plugged.in proxy's flags. Sub-commands
-are for people at a terminal: `tools` prints the aggregated catalog, `call` calls one tool. Each
-command parses its options, builds `Settings`, and makes one `anyio.run` call; in proxy mode
-nothing but JSON-RPC reaches stdout, and a configuration problem exits 1 with one line on stderr.
+are for people at a terminal: `tools` prints the aggregated catalog (and approves changed tools),
+`call` calls one tool, `doctor` shows what is configured. Each command parses its options, builds
+`Settings`, and makes one `anyio.run` call; in proxy mode nothing but JSON-RPC reaches stdout, and
+a configuration problem exits 1 with one line on stderr.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from pluggedin_proxy import __version__
+from pluggedin_proxy.redact import RedactingFilter, Redactor
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.upstream.policy import UpstreamPolicy
 
 __all__ = ["app", "main"]
 
@@ -84,7 +89,12 @@ def run(
         ),
     ] = None,
     transport: Annotated[
-        str, typer.Option("--transport", help="How clients reach the proxy: stdio or streamable-http.")
+        str,
+        typer.Option(
+            "--transport",
+            help="How clients reach the proxy: stdio or streamable-http (Streamable HTTP on /mcp, and the "
+            "legacy HTTP+SSE transport on /sse for older clients).",
+        ),
     ] = "stdio",
     port: Annotated[
         int | None,
@@ -117,8 +127,41 @@ def run(
     ] = False,
     require_api_auth: Annotated[
         bool,
-        typer.Option("--require-api-auth", help="streamable-http: require 'Authorization: Bearer <API key>'."),
+        typer.Option(
+            "--require-api-auth",
+            envvar="PLUGGEDIN_REQUIRE_API_AUTH",
+            help="streamable-http: require 'Authorization: Bearer <API key>' (also PLUGGEDIN_REQUIRE_API_AUTH=1).",
+        ),
     ] = False,
+    http_rate_limit: Annotated[
+        int,
+        typer.Option(
+            "--http-rate-limit",
+            envvar="PLUGGEDIN_HTTP_RATE_LIMIT",
+            help="streamable-http: requests per minute to /mcp, /, /sse and /messages per API key (per client "
+            "address without --require-api-auth); beyond it, 429 with Retry-After. 0: no limit. Set it when "
+            "the proxy is shared.",
+            min=0,
+        ),
+    ] = 0,
+    session_timeout: Annotated[
+        float,
+        typer.Option(
+            "--session-timeout",
+            envvar="PLUGGEDIN_SESSION_TIMEOUT",
+            help="streamable-http: seconds an idle session lives before it expires (0: until the client ends it).",
+            min=0,
+        ),
+    ] = 1800.0,
+    max_sessions: Annotated[
+        int,
+        typer.Option(
+            "--max-sessions",
+            help="streamable-http: most sessions open at once; one more gets 503 (legacy SSE streams are "
+            "counted apart, with the same limit).",
+            min=1,
+        ),
+    ] = 10_000,
     config: ConfigOption = None,
     no_prefix: NoPrefixOption = False,
     log_level: Annotated[
@@ -146,22 +189,79 @@ def run(
             min=0,
         ),
     ] = 60,
+    call_timeout: Annotated[
+        float,
+        typer.Option(
+            "--call-timeout",
+            envvar="PLUGGEDIN_CALL_TIMEOUT",
+            help="Seconds a request to a server may go without an answer or a progress notification "
+            "(a server's own 'timeout' in the config overrides it).",
+            min=0.001,
+        ),
+    ] = 300.0,
+    max_result_size: Annotated[
+        int,
+        typer.Option(
+            "--max-result-size",
+            envvar="PLUGGEDIN_MAX_RESULT_SIZE",
+            help="Characters of content a tool result may have; a larger one is cut, with a note naming the "
+            "resource that holds the whole result for 10 minutes (0: no limit).",
+            min=0,
+        ),
+    ] = 1024 * 1024,
+    pin_tools: Annotated[
+        bool,
+        typer.Option(
+            "--pin-tools",
+            envvar="PLUGGEDIN_PIN_TOOLS",
+            help="Withhold a tool whose description or schemas changed since it was first seen or "
+            "approved, until `pluggedin-mcp tools --approve NAME` (also PLUGGEDIN_PIN_TOOLS=1). Without it, "
+            "changes are only logged.",
+        ),
+    ] = False,
+    allow_command: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-command",
+            metavar="NAME",
+            help="Start only stdio servers whose command is listed (repeatable; also PLUGGEDIN_ALLOW_COMMANDS, "
+            "comma-separated): a name such as npx allows that program anywhere, a full path only that file. "
+            "Others fail to start. Default: any command.",
+            show_default=False,
+        ),
+    ] = None,
+    block_private_upstreams: Annotated[
+        bool,
+        typer.Option(
+            "--block-private-upstreams",
+            envvar="PLUGGEDIN_BLOCK_PRIVATE_UPSTREAMS",
+            help="Refuse SSE and HTTP servers whose host is or resolves to a loopback, private, link-local "
+            "(cloud metadata), unique-local or unspecified address (also PLUGGEDIN_BLOCK_PRIVATE_UPSTREAMS=1). "
+            "Default: allowed, so servers on localhost work.",
+        ),
+    ] = False,
     version: Annotated[
         bool | None,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
     """Run the proxy. Without a sub-command it serves MCP on stdio for an MCP client to launch."""
+    redactor = ctx.obj if isinstance(ctx.obj, Redactor) else Redactor()
+    allowed = _allowed_commands(allow_command)
     if ctx.invoked_subcommand is not None:
         ctx.obj = {
+            "redactor": redactor,
+            "allow_commands": allowed,
+            "block_private": block_private_upstreams,
             "config": config,
             "no_prefix": no_prefix,
             "log_level": log_level,
             "api_key": pluggedin_api_key,
             "base_url": pluggedin_api_base_url,
+            "pin_tools": pin_tools,
         }
         return
-    _configure_logging(log_level or "info")
+    _configure_logging(log_level or "info", redactor)
     if transport not in ("stdio", "streamable-http"):
         _fail(f"unknown transport {transport!r}: use stdio or streamable-http")
     if port is None:
@@ -176,6 +276,11 @@ def run(
         cache_ttl=cache_ttl,
         app_timeout=app_timeout,
         rate_limit=rate_limit,
+        call_timeout=call_timeout,
+        max_result_size=max_result_size,
+        pin_tools=pin_tools,
+        redactor=redactor,
+        upstream_policy=_upstream_policy(allowed, block_private_upstreams, redactor),
         transport=transport,
         host=host,
         port=port,
@@ -184,6 +289,9 @@ def run(
         http_api_keys=tuple(k.strip() for k in extra_keys if k.strip()),
         json_response=json_response,
         cors_origins=tuple(cors_origin or ()),
+        http_rate_limit=http_rate_limit,
+        session_timeout=session_timeout,
+        max_sessions=max_sessions,
     )
 
     import anyio
@@ -205,24 +313,57 @@ def tools_command(
         bool, typer.Option("--refresh", help="Discover every server again instead of using saved listings.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tools as JSON instead of a table.")] = False,
+    approve: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--approve",
+            metavar="NAME",
+            help="Approve the current definition of a tool that changed since it was approved, by its exposed "
+            "name as listed (repeatable); --pin-tools then serves it again.",
+            show_default=False,
+        ),
+    ] = None,
+    approve_all: Annotated[
+        bool, typer.Option("--approve-all", help="Approve the current definition of every changed tool.")
+    ] = False,
     log_level: LogLevelOption = "warning",
 ) -> None:
-    """Print the aggregated tool catalog: exposed name, server and description."""
+    """Print the aggregated tool catalog: exposed name, server and description; approve changed tools."""
     parent = ctx.obj or {}
-    _configure_logging(parent.get("log_level") or log_level)
+    _configure_logging(parent.get("log_level") or log_level, parent.get("redactor"))
     settings = _parent_settings(parent, config, no_prefix)
 
     import anyio
 
-    from pluggedin_proxy.runtime import list_catalog
+    from pluggedin_proxy.runtime import approve_tools, list_catalog
 
-    rows, failures = anyio.run(list_catalog, settings, refresh)
+    if approve or approve_all:
+        approved, unchanged, unknown = anyio.run(approve_tools, settings, approve or [], approve_all)
+        for change in approved:
+            typer.echo(f"approved {change.exposed} (server {change.server_name})")
+        for name in unchanged:
+            typer.echo(f"{name} has not changed since it was approved; nothing to do")
+        if approve_all and not approved:
+            typer.echo("no tool changed since it was approved; nothing to do")
+        for name in unknown:
+            typer.echo(
+                f"pluggedin-mcp: no server offers a tool named {name!r} (`pluggedin-mcp tools` lists them)", err=True
+            )
+        if unknown:
+            raise typer.Exit(1)
+        return
+
+    rows, failures, changed = anyio.run(list_catalog, settings, refresh)
+    redactor = parent.get("redactor") or Redactor()
     for _server, error in failures:
-        typer.echo(f"unavailable: {error}", err=True)
+        typer.echo(f"unavailable: {redactor.redact(error)}", err=True)
+    changed_names = {name for name, _, _ in changed}
     if as_json:
-        typer.echo(json.dumps([{"name": n, "server": s, "description": d} for n, s, d in rows], indent=2))
+        listed = [{"name": n, "server": s, "description": d, "changed": n in changed_names} for n, s, d in rows]
+        typer.echo(json.dumps(listed, indent=2))
     else:
         _print_table(rows)
+        _print_changes(changed)
     if failures and not rows:
         raise typer.Exit(1)
 
@@ -248,7 +389,7 @@ def call_command(
 ) -> None:
     """Call one tool through the proxy and print its result."""
     parent = ctx.obj or {}
-    _configure_logging(parent.get("log_level") or log_level)
+    _configure_logging(parent.get("log_level") or log_level, parent.get("redactor"))
     settings = _parent_settings(parent, config, no_prefix)
     if json_arguments is not None and arguments:
         _fail("give the arguments either as key=value or with --json, not both")
@@ -327,18 +468,32 @@ def logout_command() -> None:
 
 
 @app.command("doctor")
-def doctor_command(ctx: typer.Context, config: ConfigOption = None) -> None:
+def doctor_command(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    servers: Annotated[
+        bool,
+        typer.Option(
+            "--servers",
+            help="Also start every server and show its state, last error, restarts and recent stderr lines.",
+        ),
+    ] = False,
+) -> None:
     """Show the resolved settings (and where each came from), the App's reachability and the servers."""
     parent = ctx.obj or {}
-    _configure_logging(parent.get("log_level") or "error")
+    _configure_logging(parent.get("log_level") or "error", parent.get("redactor"))
     settings = _parent_settings(parent, config, False)
 
     import anyio
 
-    from pluggedin_proxy.runtime import doctor
+    from pluggedin_proxy.runtime import check_servers, doctor
 
-    for line in anyio.run(doctor, settings):
-        typer.echo(line)
+    redactor = parent.get("redactor") or Redactor()
+    lines = anyio.run(doctor, settings)
+    if servers and settings.mode != "unconfigured":
+        lines += ["", *anyio.run(check_servers, settings)]
+    for line in lines:
+        typer.echo(redactor.redact(line))
 
 
 @app.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -355,17 +510,42 @@ def _parent_settings(parent: dict[str, Any], config: Path | None, no_prefix: boo
         no_prefix=no_prefix or parent.get("no_prefix", False),
         flag_key=parent.get("api_key"),
         flag_base_url=parent.get("base_url"),
+        pin_tools=parent.get("pin_tools", False),
+        redactor=parent.get("redactor"),
+        upstream_policy=_upstream_policy(
+            parent.get("allow_commands", ()), parent.get("block_private", False), parent.get("redactor")
+        ),
     )
 
 
+def _allowed_commands(flags: list[str] | None) -> tuple[str, ...]:
+    """`--allow-command` values, else `$PLUGGEDIN_ALLOW_COMMANDS` split on commas."""
+    names = flags or os.environ.get("PLUGGEDIN_ALLOW_COMMANDS", "").split(",")
+    return tuple(name.strip() for name in names if name.strip())
+
+
+def _upstream_policy(allowed: tuple[str, ...], block_private: bool, redactor: Redactor | None) -> UpstreamPolicy:
+    from pluggedin_proxy.upstream.policy import UpstreamPolicy
+
+    return UpstreamPolicy(allowed_commands=frozenset(allowed), block_private=block_private, redactor=redactor)
+
+
 def _settings(
-    config: Path | None, *, no_prefix: bool, flag_key: str | None, flag_base_url: str | None, **options: Any
+    config: Path | None,
+    *,
+    no_prefix: bool,
+    flag_key: str | None,
+    flag_base_url: str | None,
+    redactor: Redactor | None = None,
+    **options: Any,
 ) -> Any:
     from pluggedin_proxy.catalog.config import default_config_path
     from pluggedin_proxy.credentials import resolve_credentials
     from pluggedin_proxy.settings import Mode, Settings
 
     credentials = resolve_credentials(flag_key=flag_key, flag_base_url=flag_base_url)
+    if redactor is not None:
+        redactor.add(credentials.api_key, *options.get("http_api_keys", ()))
     explicit = config is not None or bool(os.environ.get("PLUGGEDIN_CONFIG"))
     path = config or default_config_path()
     mode: Mode
@@ -405,12 +585,26 @@ def _print_table(rows: list[tuple[str, str, str]]) -> None:
         typer.echo(line(n, s, d))
 
 
-def _configure_logging(level: str) -> None:
+def _print_changes(changed: list[tuple[str, str, str]]) -> None:
+    """The changed tools with their whole new description, for review before `--approve`."""
+    if not changed:
+        return
+    typer.echo("")
+    typer.echo("CHANGED since approved (withheld with --pin-tools until `pluggedin-mcp tools --approve NAME`):")
+    for name, server, description in changed:
+        typer.echo(f"  {name} (server {server}):")
+        for line in (description.strip() or "(no description)").splitlines():
+            typer.echo(f"    {line}")
+
+
+def _configure_logging(level: str, redactor: Redactor | None = None) -> None:
+    """Log to stderr at `level`, every line passed through `redactor` (a fresh one, masking only patterns, if none)."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         _fail(f"unknown log level {level!r}: use debug, info, warning or error")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("pluggedin-mcp %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(redactor if redactor is not None else Redactor()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -467,8 +661,10 @@ def main() -> None:
     """Console-script entry point."""
     from pluggedin_proxy.errors import ProxyError
 
+    # Shared with the command through click's context object, so errors are masked like its log lines.
+    redactor = Redactor()
     try:
-        app(args=_known_arguments(sys.argv[1:]))
+        app(args=_known_arguments(sys.argv[1:]), obj=redactor)
     except ProxyError as exc:
-        typer.echo(f"pluggedin-mcp: {exc}", err=True)
+        typer.echo(f"pluggedin-mcp: {redactor.redact(str(exc))}", err=True)
         sys.exit(1)

@@ -8,8 +8,10 @@ ProxyError
 │   ├── CatalogUnavailable      its source is down or unreachable
 │   └── CatalogAuthError        its source rejected our credentials
 ├── UnknownName                 no server offers the requested tool, prompt or resource
+├── ToolWithheld                a tool changed since it was approved, and pinning withholds it
 └── UpstreamError               an upstream MCP server could not serve the request
     ├── UpstreamStartFailed     it could not be started or connected
+    │   └── UpstreamRefused     a security policy forbids starting or connecting it
     ├── UpstreamUnavailable     it is known to be down right now
     └── UpstreamGone            it died or dropped its session during the request
 ```
@@ -26,9 +28,11 @@ __all__ = [
     "ConfigError",
     "CredentialsError",
     "ProxyError",
+    "ToolWithheld",
     "UnknownName",
     "UpstreamError",
     "UpstreamGone",
+    "UpstreamRefused",
     "UpstreamStartFailed",
     "UpstreamUnavailable",
 ]
@@ -72,6 +76,18 @@ class UnknownName(ProxyError):
         self.name = name
 
 
+class ToolWithheld(ProxyError):
+    """Raised when a tool changed since it was approved and `--pin-tools` withholds it until approved again."""
+
+    def __init__(self, name: str, *, server_name: str) -> None:
+        super().__init__(
+            f"tool {name!r} of server {server_name!r} changed since it was approved and is withheld; "
+            f"review it, then run `pluggedin-mcp tools --approve {name}` to allow it"
+        )
+        self.name = name
+        self.server_name = server_name
+
+
 class UpstreamError(ProxyError):
     """Raised when an upstream MCP server cannot serve a request."""
 
@@ -84,9 +100,17 @@ class UpstreamStartFailed(UpstreamError):
     """Raised when an upstream cannot be started (stdio) or connected (HTTP, SSE)."""
 
 
+class UpstreamRefused(UpstreamStartFailed):
+    """Raised when a security policy (`--allow-command`, `--block-private-upstreams`) forbids an upstream."""
+
+
 class UpstreamUnavailable(UpstreamError):
     """Raised when an upstream is known to be down and is not retried yet."""
 
 
 class UpstreamGone(UpstreamError):
     """Raised when an upstream died or lost its session while a request was in flight."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """Raised when an upstream did not answer (or report progress) within the request timeout."""

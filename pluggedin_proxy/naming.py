@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 __all__ = [
@@ -128,6 +128,20 @@ class NameIndex:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def without(self, exposed: Container[str]) -> NameIndex:
+        """This index minus the entries exposed as one of `exposed`; every other entry keeps its names.
+
+        Indexing the rest afresh could hand a removed entry's name to another server's item.
+        """
+        index = NameIndex(())
+        for entry in self._entries:
+            if entry.exposed not in exposed:
+                index._entries.append(entry)
+                index._seen.add((entry.server_id, entry.original))
+                index._by_name[entry.exposed] = entry
+                index._by_name.setdefault(entry.full, entry)
+        return index
 
     def resolve(self, name: str) -> NamedEntry | None:
         """The entry an exposed, full or aliased name stands for, if any."""

@@ -6,12 +6,15 @@ transport serves it. The CLI calls one of these functions through `anyio.run`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 import anyio
@@ -21,16 +24,21 @@ import mcp_types as types
 from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Catalog
 from pluggedin_proxy.catalog.local import LocalCatalog
+from pluggedin_proxy.catalog.pins import PinStore, ToolChange, app_pins_path, config_pins_path
 from pluggedin_proxy.catalog.remote import RemoteCatalog
 from pluggedin_proxy.credentials import Credentials
 from pluggedin_proxy.errors import ConfigError
+from pluggedin_proxy.metrics import NO_METRICS, Metrics, PrometheusMetrics
+from pluggedin_proxy.proxy.router import CatalogView, Router
 from pluggedin_proxy.proxy.server import Proxy
 from pluggedin_proxy.settings import Settings
 
-__all__ = ["build_proxy", "call_tool", "list_catalog", "serve", "serve_http"]
+__all__ = ["approve_tools", "build_proxy", "call_tool", "list_catalog", "pin_store", "serve", "serve_http"]
 
 logger = logging.getLogger(__name__)
 
+# Signals that stop serving in an orderly way (upstreams stopped, exit 0), on stdio and HTTP alike.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 SETUP_HINT = (
     "no servers configured: create {path} (mcpServers format) or pass --config FILE, "
@@ -50,8 +58,10 @@ already uses, for example:
 Then restart your MCP client. `pluggedin-mcp doctor` in a terminal shows what is configured."""
 
 
-def build_proxy(settings: Settings) -> Proxy:
+def build_proxy(settings: Settings, metrics: Metrics = NO_METRICS) -> Proxy:
     """A proxy over the catalog `settings` selects: the local config file or the plugged.in App.
+
+    `metrics` receives what the proxy and its App client record (nothing, by default).
 
     Raises:
         ConfigError: the config file is invalid, or missing although it was named explicitly.
@@ -61,7 +71,11 @@ def build_proxy(settings: Settings) -> Proxy:
         assert credentials.api_key is not None
         prefix_tools = os.environ.get("PLUGGEDIN_UUID_TOOL_PREFIXING", "").lower() != "false"
         client = AppClient(
-            credentials.base_url, credentials.api_key, prefix_tools=prefix_tools, timeout=settings.app_timeout
+            credentials.base_url,
+            credentials.api_key,
+            prefix_tools=prefix_tools,
+            timeout=settings.app_timeout,
+            metrics=metrics,
         )
 
         def remote(pool: Any, profile: Any) -> Catalog:
@@ -74,6 +88,11 @@ def build_proxy(settings: Settings) -> Proxy:
             prefix=settings.prefix and prefix_tools,
             startup_timeout=settings.startup_timeout,
             rate_limit=settings.rate_limit,
+            call_timeout=settings.call_timeout,
+            max_result_size=settings.max_result_size,
+            policy=settings.upstream_policy,
+            pins=pin_store(settings),
+            metrics=metrics,
         )
 
     path = settings.config_path
@@ -93,7 +112,30 @@ def build_proxy(settings: Settings) -> Proxy:
         prefix=settings.prefix,
         startup_timeout=settings.startup_timeout,
         rate_limit=settings.rate_limit,
+        call_timeout=settings.call_timeout,
+        max_result_size=settings.max_result_size,
+        policy=settings.upstream_policy,
+        pins=pin_store(settings),
+        metrics=metrics,
         **options,
+    )
+
+
+def pin_store(settings: Settings, *, enforce: bool | None = None, warn: bool = True) -> PinStore:
+    """The tool pins of the catalog `settings` selects: one store per config file, or per App and API key.
+
+    `enforce` (withhold changed tools) defaults to `settings.pin_tools`; `warn` logs each change once.
+    """
+    enforce = settings.pin_tools if enforce is None else enforce
+    if settings.mode == "app":
+        credentials = settings.credentials
+        assert credentials.api_key is not None
+        path = app_pins_path(credentials.base_url, credentials.api_key.get_secret_value())
+        # The App keeps no output schemas, while a server's live listing, which replaces the App's
+        # once the server is connected, has them: hashing them would flag every such tool.
+        return PinStore(path, enforce=enforce, warn=warn, hash_output_schema=False, source=credentials.base_url)
+    return PinStore(
+        config_pins_path(settings.config_path), enforce=enforce, warn=warn, source=str(settings.config_path)
     )
 
 
@@ -110,7 +152,11 @@ async def serve(settings: Settings) -> None:
 
 
 async def serve_http(settings: Settings) -> None:
-    """Serve MCP over Streamable HTTP until the process is told to stop."""
+    """Serve MCP over Streamable HTTP until the process is told to stop.
+
+    SIGTERM, SIGINT and SIGHUP stop uvicorn (a second SIGINT skips waiting for open connections), then the
+    proxy stops every upstream, and this returns normally: the exit status is 0, as in stdio mode.
+    """
     import uvicorn
 
     from pluggedin_proxy.http import HttpOptions, create_http_app
@@ -126,20 +172,51 @@ async def serve_http(settings: Settings) -> None:
         json_response=settings.json_response,
         api_keys=keys if settings.require_api_auth else (),
         cors_origins=settings.cors_origins,
+        rate_limit=settings.http_rate_limit,
+        session_idle_timeout=settings.session_timeout,
+        max_sessions=settings.max_sessions,
     )
-    async with build_proxy(settings) as proxy:
+    async with build_proxy(settings, PrometheusMetrics()) as proxy:
         app = create_http_app(proxy, options)
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on"
         )
-        await _server_class()(config).serve()
+        server = _server_class()(config)
+        await server.serve()
+        if server.stop_signal is not None:
+            logger.info("received %s; stopping the upstreams", signal.Signals(server.stop_signal).name)
 
 
 def _server_class() -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn, saying where it listens once it does (with `--port 0`, the port it got)."""
+        """uvicorn, saying where it listens once it does (with `--port 0`, the port it got).
+
+        It also handles the stop signals without re-raising them afterwards: uvicorn's own
+        `capture_signals` raises the caught signal again once it has shut down, which kills the proxy
+        (exit 143) before its `async with` stops the upstream servers.
+        """
+
+        stop_signal: int | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield  # signal handlers can only be set from the main thread
+                return
+            previous = {signum: signal.signal(signum, self.handle_exit) for signum in STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Runs as a signal handler: record and set flags only, uvicorn's main loop acts on them.
+            if self.stop_signal is None:
+                self.stop_signal = sig
+            super().handle_exit(sig, frame)
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
@@ -153,26 +230,68 @@ def _server_class() -> Any:
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async for signum in signals:
             logger.info("received %s; shutting down", signal.Signals(signum).name)
             scope.cancel()
             return
 
 
-async def list_catalog(settings: Settings, refresh: bool) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
-    """Rows of (exposed name, server, description), and (server, error) for servers that failed."""
+async def list_catalog(
+    settings: Settings, refresh: bool
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """The catalog for a terminal: its tools, the servers that failed, and the tools changed since approved.
+
+    Tools are (exposed name, server, first line of the description), failures (server, error), and
+    changes (exposed name, server, whole description); a changed tool is among the tools too.
+    """
     _require_catalog(settings)
     async with build_proxy(settings) as proxy:
         if refresh:
             await proxy.catalog.discover()
-        view = await proxy.router.view()
+        view = await _pinned_view(proxy, pin_store(settings, enforce=False, warn=False))
         rows = [
             (tool.name, view.servers[entry.server_id].name, _first_line(tool.description))
             for tool, entry in zip(view.tools, view.tool_index, strict=True)
         ]
         failures = [(view.servers[sid].name, lst.error) for sid, lst in view.listings.items() if lst.error]
-        return rows, failures
+        changed = [
+            (name, change.server_name, view.tools_by_name[name].description or "")
+            for name, change in view.changed_tools.items()
+        ]
+        return rows, failures, changed
+
+
+async def approve_tools(
+    settings: Settings, names: Sequence[str], approve_all: bool
+) -> tuple[list[ToolChange], list[str], list[str]]:
+    """Approve the current definition of changed tools: those `names` (as listed), or every one.
+
+    Returns the approved changes, the names of tools that had not changed, and the names no server offers.
+    """
+    _require_catalog(settings)
+    async with build_proxy(settings) as proxy:
+        pins = pin_store(settings, enforce=False, warn=False)
+        view = await _pinned_view(proxy, pins)
+        chosen = dict(view.changed_tools) if approve_all else {}
+        unchanged: list[str] = []
+        unknown: list[str] = []
+        for name in names:
+            entry = view.tool_index.resolve(name)
+            if entry is None:
+                unknown.append(name)
+            elif (change := view.changed_tools.get(entry.exposed)) is None:
+                unchanged.append(name)
+            else:
+                chosen[entry.exposed] = change
+        for change in chosen.values():
+            pins.approve(change.server_id, change.tool, change.digest)
+        return list(chosen.values()), unchanged, unknown
+
+
+async def _pinned_view(proxy: Proxy, pins: PinStore) -> CatalogView:
+    """The catalog as the `tools` command shows it: every tool checked against its pin, none withheld."""
+    return await Router(proxy.catalog, prefix=proxy.router.prefix, pins=pins).view()
 
 
 async def call_tool(
@@ -191,7 +310,7 @@ async def call_tool(
                 tool = (await proxy.router.view()).tools_by_name.get(name)
                 schema = tool.input_schema.get("properties", {}) if tool is not None else {}
                 arguments = {key: _coerce(value, schema.get(key)) for key, value in pairs}
-            upstream = await proxy.forwarder.upstream(route.server, frozenset())
+            upstream = await proxy.pool.get(route.server)
             result = await upstream.session.send_request(
                 types.CallToolRequest(params=types.CallToolRequestParams(name=route.name, arguments=arguments)),
                 types.CallToolResult,
@@ -250,6 +369,32 @@ async def check_app(credentials: Credentials) -> int:
         return len(await client.servers())
 
 
+async def check_servers(settings: Settings) -> list[str]:
+    """Start every server (at once, each within its startup budget) and describe how each one is doing."""
+    _require_catalog(settings)
+    async with build_proxy(settings) as proxy:
+        servers = await proxy.catalog.servers()
+
+        async def start(spec: Any) -> None:
+            with contextlib.suppress(Exception):  # the failure is in the server's status
+                await proxy.pool.get(spec)
+
+        async with anyio.create_task_group() as tg:
+            for spec in servers:
+                tg.start_soon(start, spec)
+        lines = [f"servers:     {len(servers)} started and checked"]
+        for spec in servers:
+            status = proxy.pool.status(spec)
+            lines.append(
+                f"  {spec.name:<24} {status['state']:<10} restarts {status['restarts']}, "
+                f"failures in a row {status['failures']}"
+            )
+            if status.get("lastError"):
+                lines.append(f"    last error: {status['lastError']}")
+            lines.extend(f"    stderr| {line}" for line in status.get("stderr", []))
+        return lines
+
+
 async def doctor(settings: Settings) -> list[str]:
     """Lines describing what is configured, where each setting came from, and what is reachable."""
     from pluggedin_proxy import __version__
@@ -265,6 +410,7 @@ async def doctor(settings: Settings) -> list[str]:
         f"config file: {settings.config_path} ({config_state})",
         f"API key:     {creds.redacted_key} (from {creds.key_source})",
         f"App:         {creds.base_url} (from {creds.base_url_source})",
+        f"policies:    {_describe_policy(settings)}",
     ]
     if settings.mode == "unconfigured":
         lines.append("")
@@ -280,6 +426,7 @@ async def doctor(settings: Settings) -> list[str]:
             except CatalogError as exc:
                 lines.append(f"App status:  unreachable or refusing: {exc}")
                 lines.extend(_stale_view(creds.base_url))
+                lines.extend(_pin_lines(settings))
                 return lines
         lines.append(f"App status:  reachable, answered in {latency * 1000:.0f} ms")
         per_server: dict[str, int] = {}
@@ -289,6 +436,7 @@ async def doctor(settings: Settings) -> list[str]:
         for server in servers:
             spec = server.to_spec()
             lines.append(f"  {spec.name:<24} {spec.transport:<16} {per_server.get(spec.id, 0):>4} tools  {spec.target}")
+        lines.extend(_pin_lines(settings))
         return lines
     specs = load_config(settings.config_path)
     persisted = read_persisted_listings(settings.config_path)
@@ -303,7 +451,34 @@ async def doctor(settings: Settings) -> list[str]:
         else:
             state = f"{len(saved.tools)} tools, listed {_age(now - saved.discovered_at)} ago"
         lines.append(f"  {spec.name:<24} {spec.transport:<16} {state}")
+    lines.extend(_pin_lines(settings))
     return lines
+
+
+def _pin_lines(settings: Settings) -> list[str]:
+    """The tool pins as the last proxy left them: how many, and which tools changed since approved."""
+    pins = pin_store(settings, warn=False)
+    policy = "withheld (--pin-tools)" if settings.pin_tools else "logged, still served (--pin-tools withholds them)"
+    lines = [f"tool pins:   {len(pins)} tools pinned in {pins.path}; changed tools are {policy}"]
+    now = time.time()
+    changes = pins.changes()
+    lines.extend(
+        f"  CHANGED     {change.exposed} (server {change.server_name}), noticed {_age(now - change.since)} ago"
+        for change in changes
+    )
+    if changes:
+        lines.append("  review them with `pluggedin-mcp tools`; approve with `pluggedin-mcp tools --approve NAME`")
+    return lines
+
+
+def _describe_policy(settings: Settings) -> str:
+    policy = settings.upstream_policy
+    parts = []
+    if policy is not None and policy.allowed_commands:
+        parts.append("commands limited to " + ", ".join(sorted(policy.allowed_commands)) + " (--allow-command)")
+    if policy is not None and policy.block_private:
+        parts.append("private addresses refused (--block-private-upstreams)")
+    return "; ".join(parts) or "none (any command; private addresses allowed)"
 
 
 def _stale_view(base_url: str) -> list[str]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pluggedin_proxy.credentials import Credentials
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.upstream.policy import UpstreamPolicy
 
 __all__ = ["Mode", "Settings"]
 
@@ -34,6 +37,12 @@ class Settings:
     json_response: bool = False
     """HTTP: answer POSTs with plain JSON instead of an SSE stream."""
     cors_origins: tuple[str, ...] = ()
+    http_rate_limit: int = 0
+    """HTTP: requests per minute per API key (per client address without auth) to the MCP paths; 0: none."""
+    session_timeout: float = 1800.0
+    """HTTP: seconds an idle Streamable HTTP session lives; 0: until the client ends it."""
+    max_sessions: int = 10_000
+    """HTTP: most Streamable HTTP sessions open at once (and, counted apart, legacy SSE streams)."""
     prefix: bool = True
     """Expose names as `<server>__<name>`; off (`--no-prefix`) passes a single server through unchanged."""
     discovery_timeout: float = 30.0
@@ -46,3 +55,11 @@ class Settings:
     """Seconds one call to the App may take."""
     rate_limit: int = 60
     """Tool calls per minute per downstream session; 0 disables the limit."""
+    call_timeout: float = 300.0
+    """Seconds a forwarded request may go without an answer or progress (a server's `timeout` overrides it)."""
+    max_result_size: int = 1024 * 1024
+    """Characters of content a tool result may have before it is cut (the whole is kept as a resource); 0: no limit."""
+    upstream_policy: UpstreamPolicy | None = None
+    """Checked before each upstream connects (`--allow-command`, `--block-private-upstreams`); `None`: nothing."""
+    pin_tools: bool = False
+    """Withhold a tool whose definition changed since it was approved (changes are logged either way)."""

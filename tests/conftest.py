@@ -142,3 +142,44 @@ def selfhosted_app(tmp_path: Path, servers: dict[str, Any], key: str = KEY) -> I
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+class HttpEcho:
+    """The echo fixture served over Streamable HTTP as a real process, started and stopped at will."""
+
+    def __init__(self, name: str = "web") -> None:
+        self.name = name
+        self.port = 0
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> int:
+        """Start on the remembered port (a fresh one the first time); return once it is accepting."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.servers.http_echo", "--port", str(self.port), "--name", self.name],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        self._proc = proc
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("LISTENING "):
+                self.port = int(line.split()[1])
+                return self.port
+        pytest.fail("the HTTP echo server exited before listening")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+
+@contextmanager
+def http_echo(name: str = "web") -> Iterator[HttpEcho]:
+    server = HttpEcho(name)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

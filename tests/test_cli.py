@@ -69,6 +69,9 @@ def assert_one_line_naming_the_problem(result: subprocess.CompletedProcess[str],
         "--config",
         "--no-prefix",
         "--log-level",
+        "--pin-tools",
+        "--allow-command",
+        "--block-private-upstreams",
         "--version",
     ],
 )
@@ -138,12 +141,17 @@ def test_tools_prints_a_table_of_exposed_names_and_their_servers():
 
 
 def test_tools_json_prints_valid_json_with_names_and_servers():
-    """`tools --json` prints a JSON list of objects with name, server and description."""
+    """`tools --json` prints a JSON list of objects with name, server, description and whether it changed."""
     result = run("tools", "--json", "--config", EXAMPLE_CONFIG)
     assert result.returncode == 0, result.stderr
     tools = {tool["name"]: tool for tool in json.loads(result.stdout)}
     assert tools["notes__add_note"]["server"] == "notes"
-    assert tools["calc__add"] == {"name": "calc__add", "server": "calc", "description": "Add two numbers."}
+    assert tools["calc__add"] == {
+        "name": "calc__add",
+        "server": "calc",
+        "description": "Add two numbers.",
+        "changed": False,
+    }
 
 
 # call

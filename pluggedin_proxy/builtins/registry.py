@@ -70,6 +70,11 @@ class Builtins:
         self.listed: tuple[dict[str, Any], ...] = tuple(t.wire for t in listed)
         """The listed tools as `tools/list` sends them."""
 
+    def schema(self, name: str) -> Mapping[str, Any] | None:
+        """The input schema of built-in `name`, or None."""
+        tool = self._tools.get(name)
+        return tool.input_schema if tool is not None else None
+
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 

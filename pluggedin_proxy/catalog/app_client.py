@@ -6,7 +6,8 @@ Every call sends `Authorization: Bearer <key>` and has its own timeout. Idempote
 with exponential backoff and jitter; a `429` is retried after its `Retry-After` when that is short,
 and reported otherwise. Failures are translated once, in `_translate`, into `CatalogAuthError`
 (the key was rejected) or `CatalogUnavailable` (down, slow, overloaded or answering nonsense),
-with messages that name the App and the status but never the key or a response body.
+with messages that name the App and the status but never the key or a response body. Each HTTP
+exchange is timed into `metrics` under its path template (`PATH_TEMPLATES`), never the path itself.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from pluggedin_proxy.catalog.app_models import (
 )
 from pluggedin_proxy.catalog.base import Activity
 from pluggedin_proxy.errors import CatalogAuthError, CatalogUnavailable
+from pluggedin_proxy.metrics import NO_METRICS, Metrics
 
-__all__ = ["Activity", "AppClient", "AppReply", "RateLimited"]
+__all__ = ["PATH_TEMPLATES", "Activity", "AppClient", "AppReply", "RateLimited", "path_template"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,44 @@ ACTIVITY_TIMEOUT = 5.0
 # Attempts for idempotent calls, and the longest `Retry-After` worth waiting for inside a call.
 GET_ATTEMPTS = 3
 MAX_RETRY_AFTER_WAIT = 5.0
+
+# Every path the proxy calls on the App, as metrics label it: a label must never carry an id (or
+# anything a user typed), so `{id}` stands for one such segment, and a path not listed is `other`.
+# A literal template comes before the `{id}` one it would also match.
+PATH_TEMPLATES = (
+    "/api/mcp-servers",
+    "/api/tools",
+    "/api/prompts",
+    "/api/resources",
+    "/api/resource-templates",
+    "/api/resolve/prompt",
+    "/api/resolve/resource",
+    "/api/discover/all",
+    "/api/discover/{id}",
+    "/api/notifications",
+    "/api/notifications/mcp-activity",
+    "/api/notifications/custom",
+    "/api/notifications/{id}",
+    "/api/notifications/{id}/completed",
+    "/api/documents",
+    "/api/documents/ai",
+    "/api/documents/search",
+    "/api/documents/{id}",
+    "/api/clipboard",
+    "/api/clipboard/push",
+    "/api/clipboard/pop",
+    "/api/rag/query",
+    "/api/memory/sessions",
+    "/api/memory/sessions/{id}",
+    "/api/memory/sessions/{id}/observations",
+    "/api/memory/search",
+    "/api/memory/search/details",
+    "/api/memory/cbp",
+    "/api/memory/cbp/feedback",
+    "/api/memory/archetype/inject",
+    "/api/memory/individuation",
+)
+_TEMPLATE_PARTS = tuple((template, template.split("/")) for template in PATH_TEMPLATES)
 
 
 class RateLimited(CatalogUnavailable):
@@ -84,8 +124,10 @@ class AppClient:
         transport: httpx2.AsyncBaseTransport | None = None,
         prefix_tools: bool = True,
         timeout: float = LIST_TIMEOUT,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.metrics = metrics
         self.prefix_tools = prefix_tools
         self.timeout = timeout
         self._client = httpx2.AsyncClient(
@@ -171,9 +213,7 @@ class AppClient:
             CatalogUnavailable: the App is unreachable or did not answer in time.
         """
         timeout = self.timeout if timeout is None else timeout
-        what = f"{method} {path}"
-        with self._translate(what, timeout):
-            response = await self._client.request(method, path, params=params, json=json, timeout=timeout)
+        response = await self._exchange(method, path, params=params, json_body=json, timeout=timeout)
         body: Any = None
         if response.content:
             try:
@@ -220,10 +260,7 @@ class AppClient:
         self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any, timeout: float
     ) -> Any:
         what = f"{method} {path}"
-        started = time.monotonic()
-        with self._translate(what, timeout):
-            response = await self._client.request(method, path, params=params, json=json_body, timeout=timeout)
-        self.last_latency = time.monotonic() - started
+        response = await self._exchange(method, path, params=params, json_body=json_body, timeout=timeout)
         status = response.status_code
         if status in (401, 403):
             raise CatalogAuthError(
@@ -244,6 +281,28 @@ class AppClient:
             return response.json()
         except ValueError:
             raise CatalogUnavailable(f"the plugged.in App sent a malformed response to {what} (not JSON)") from None
+
+    async def _exchange(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any, timeout: float
+    ) -> httpx2.Response:
+        """One HTTP exchange, timed and counted under its path template.
+
+        Raises:
+            CatalogUnavailable: the App is unreachable or did not answer in time.
+        """
+        template = path_template(path)
+        started = time.monotonic()
+        try:
+            with self._translate(f"{method} {path}", timeout):
+                response = await self._client.request(method, path, params=params, json=json_body, timeout=timeout)
+        except CatalogUnavailable as exc:
+            reason = "timeout" if isinstance(exc.__cause__, httpx2.TimeoutException) else "unreachable"
+            self.metrics.app_request(method, template, time.monotonic() - started, reason)
+            raise
+        self.last_latency = time.monotonic() - started
+        status = response.status_code
+        self.metrics.app_request(method, template, self.last_latency, str(status) if status >= 400 else None)
+        return response
 
     @contextlib.contextmanager
     def _translate(self, what: str, timeout: float) -> Iterator[None]:
@@ -294,6 +353,17 @@ class _NotFound(CatalogUnavailable):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"the plugged.in App does not know {what} (HTTP 404)")
+
+
+def path_template(path: str) -> str:
+    """The entry of `PATH_TEMPLATES` that `path` (without its query) matches, or `other`."""
+    segments = path.split("/")
+    for template, parts in _TEMPLATE_PARTS:
+        if len(parts) == len(segments) and all(
+            part == segment or (part == "{id}" and segment) for part, segment in zip(parts, segments, strict=True)
+        ):
+            return template
+    return "other"
 
 
 def _worth_retrying(exc: BaseException) -> bool:

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import mcp_types as types
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pluggedin_proxy.naming import SEPARATOR
-from pluggedin_proxy.upstream.spec import CustomInstructions, ServerSpec, Transport
+from pluggedin_proxy.upstream.spec import (
+    ENV_NAME,
+    HEADER_NAME,
+    CustomInstructions,
+    ServerSpec,
+    Transport,
+    has_unsafe_chars,
+    shown_name,
+    without_unsafe_chars,
+)
 
 __all__ = [
     "AppPrompt",
@@ -94,8 +104,6 @@ class AppServer(_AppModel):
         for source in (self.headers, option_headers):
             if isinstance(source, dict):
                 merged.update({str(k).lower(): (str(k), str(v)) for k, v in source.items()})
-        headers = dict(merged.values())
-        clean_env = {k: _env_value(v) for k, v in env.items() if isinstance(k, str) and not k.startswith("__")}
         stdio = transport == "stdio"
         return ServerSpec(
             id=self.uuid,
@@ -104,12 +112,41 @@ class AppServer(_AppModel):
             transport=transport,
             command=self.command if stdio else None,
             args=tuple(self.args or ()) if stdio else (),
-            env=tuple(sorted(clean_env.items())) if stdio else (),
+            env=self._valid_env(env) if stdio else (),
             cwd=self.cwd if stdio else None,
             url=None if stdio else self.url,
-            headers=() if stdio else tuple(sorted(headers.items())),
+            headers=() if stdio else self._valid_headers(merged.values()),
             instructions=CustomInstructions.parse(self.custom_instructions, self.custom_instructions_description),
         )
+
+    def _valid_env(self, env: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The variables a child may get, sorted: invalid names dropped with a warning, values made safe."""
+        pairs: list[tuple[str, str]] = []
+        for key, value in env.items():
+            if key.startswith("__"):
+                continue
+            if ENV_NAME.fullmatch(key) is None:
+                logger.warning(
+                    "server %r from the App: dropping environment variable %s: not a valid name",
+                    self.name or self.uuid,
+                    shown_name(key),
+                )
+                continue
+            pairs.append((key, _env_value(value)))
+        return tuple(sorted(pairs))
+
+    def _valid_headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """The headers that may be sent, sorted: an invalid name, or CR, LF or NUL in a value, drops one."""
+        pairs: list[tuple[str, str]] = []
+        for name, value in headers:
+            problem = _header_problem(name, value)
+            if problem is not None:
+                logger.warning(
+                    "server %r from the App: dropping header %s: %s", self.name or self.uuid, shown_name(name), problem
+                )
+                continue
+            pairs.append((name, value))
+        return tuple(sorted(pairs))
 
     def _transport(self, legacy: Any) -> Transport:
         for hint in (self.type, self.transport, legacy):
@@ -218,7 +255,15 @@ def parse_list(kind: ListKind, body: Any) -> list[Any]:
     raise ValueError(f"expected a list of {kind}")
 
 
+def _header_problem(name: str, value: str) -> str | None:
+    if HEADER_NAME.fullmatch(name) is None:
+        return "not a valid header name"
+    if has_unsafe_chars(value):
+        return "its value contains CR, LF or NUL"
+    return None
+
+
 def _env_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     # A value with NUL, CR or LF cannot be passed to a child safely; the TypeScript proxy strips them too.
-    return text.replace("\x00", "").replace("\r", "").replace("\n", "")
+    return without_unsafe_chars(text)

@@ -25,7 +25,15 @@ from typing import Any
 
 from pluggedin_proxy.errors import ConfigError
 from pluggedin_proxy.naming import unique_slugs
-from pluggedin_proxy.upstream.spec import CustomInstructions, ServerSpec, Transport
+from pluggedin_proxy.upstream.spec import (
+    ENV_NAME,
+    HEADER_NAME,
+    CustomInstructions,
+    ServerSpec,
+    Transport,
+    has_unsafe_chars,
+    shown_name,
+)
 
 __all__ = ["default_config_path", "load_config", "parse_config"]
 
@@ -37,8 +45,6 @@ _TRANSPORT_SPELLINGS: dict[str, Transport] = {
     "streamablehttp": "streamable-http",
     "streamable": "streamable-http",
 }
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _KNOWN_FIELDS = {
     "command",
@@ -54,6 +60,10 @@ _KNOWN_FIELDS = {
     "disabled",
     "instructions",
     "timeout",
+    "isolation",
+    "maxConcurrency",
+    "maxClients",
+    "idleTimeout",
     "description",
     "name",
     # Fields other clients write that we accept and ignore.
@@ -156,12 +166,12 @@ def _parse_server(
             raise fail(field, f"must be an object of {what}s to strings, not {_json_type(value)}")
         pairs: list[tuple[str, str]] = []
         for key, item in value.items():
-            if not key_pattern.match(key):
-                raise fail(field, f"{key!r} is not a valid {what}")
+            if not key_pattern.fullmatch(key):
+                raise fail(field, f"{shown_name(key)} is not a valid {what}")
             if isinstance(item, bool) or not isinstance(item, str | int | float):
                 raise fail(f"{field}.{key}", f"must be a string, not {_json_type(item)}")
             text = expand(str(item), f"{field}.{key}")
-            if any(c in text for c in "\x00\r\n"):
+            if has_unsafe_chars(text):
                 raise fail(f"{field}.{key}", "must not contain NUL, CR or LF characters")
             pairs.append((key, text))
         return tuple(sorted(pairs))
@@ -187,7 +197,7 @@ def _parse_server(
         cwd = string("cwd", entry["cwd"]) if entry.get("cwd") is not None else None
         if cwd is not None and base_dir is not None:
             cwd = str((base_dir / Path(cwd).expanduser()).resolve())
-        env = string_map("env", entry.get("env"), _ENV_KEY, "variable name")
+        env = string_map("env", entry.get("env"), ENV_NAME, "variable name")
         url = None
         headers: tuple[tuple[str, str], ...] = ()
     else:
@@ -195,15 +205,19 @@ def _parse_server(
             raise fail("url", f"is required for a {transport} server")
         if not re.match(r"^https?://", url):
             raise fail(url_field, "must be an http:// or https:// URL")
-        headers = string_map("headers", entry.get("headers"), _HEADER_NAME, "header name")
+        headers = string_map("headers", entry.get("headers"), HEADER_NAME, "header name")
         command, args, cwd, env = None, (), None, ()
 
     instructions = entry.get("instructions")
     if instructions is not None and not isinstance(instructions, str | list):
         raise fail("instructions", f"must be a string or a list of messages, not {_json_type(instructions)}")
-    timeout = entry.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
-        raise fail("timeout", "must be a positive number of seconds")
+    timeout = _positive(entry, "timeout", fail, "a positive number of seconds")
+    idle_timeout = _positive(entry, "idleTimeout", fail, "a positive number of seconds")
+    max_concurrency = _positive(entry, "maxConcurrency", fail, "a positive whole number", whole=True)
+    max_clients = _positive(entry, "maxClients", fail, "a positive whole number", whole=True)
+    isolation = entry.get("isolation", "shared")
+    if isolation not in ("shared", "per-client"):
+        raise fail("isolation", f"must be 'shared' or 'per-client', not {isolation!r}")
     return ServerSpec(
         id=name,
         name=name,
@@ -216,8 +230,21 @@ def _parse_server(
         url=url,
         headers=headers,
         instructions=CustomInstructions.parse(instructions, f"Instructions for using {name}"),
-        timeout=float(timeout) if timeout is not None else None,
+        timeout=timeout,
+        isolation=isolation,
+        max_concurrency=int(max_concurrency) if max_concurrency is not None else None,
+        max_clients=int(max_clients) if max_clients is not None else None,
+        idle_timeout=idle_timeout,
     )
+
+
+def _positive(entry: dict[str, Any], name: str, fail: Any, what: str, *, whole: bool = False) -> float | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float) or value <= 0:
+        raise fail(name, f"must be {what}")
+    return float(value)
 
 
 def _transport(entry: dict[str, Any], fail: Any, *, command: str | None, url: str | None) -> Transport:

@@ -79,7 +79,7 @@ async def list_everything(upstream: Upstream) -> ServerListing:
         prompts=prompts,
         resources=resources,
         templates=templates,
-        instructions=upstream.initialize_result.instructions,
+        instructions=upstream.instructions,
     )
 
 
@@ -226,6 +226,8 @@ class LocalCatalog:
             with anyio.fail_after(self._timeout):
                 upstream = await self._pool.get(spec, self._profile())
                 listing = await list_everything(upstream)
+                if spec.isolation == "per-client":
+                    self._pool.release(upstream)  # clients get sessions of their own; this one only listed
         except TimeoutError:
             listing = self._failed(spec, f"did not answer within {self._timeout:g}s")
         except ProxyError as exc:

@@ -18,6 +18,7 @@ Errors. `to_mcp_error` is the one place a failure becomes a JSON-RPC error.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,17 +29,28 @@ import anyio.abc
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, TypeAdapter
 
-from pluggedin_proxy.errors import ProxyError, UnknownName, UpstreamError, UpstreamGone
-from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
+from pluggedin_proxy.errors import (
+    ProxyError,
+    ToolWithheld,
+    UnknownName,
+    UpstreamError,
+    UpstreamGone,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from pluggedin_proxy.upstream.policy import UpstreamPolicy
+from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, MODERN, Profile, Upstream, UpstreamPool
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["Downstreams", "Forwarder", "clean_meta", "client_of", "profile_of", "to_mcp_error"]
+__all__ = ["Downstreams", "Forwarder", "clean_meta", "client_of", "is_modern", "profile_of", "to_mcp_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +66,10 @@ _CONNECTION_META_KEYS = frozenset(
         "progressToken",
     }
 )
+# Seconds a forwarded request may go without an answer or a progress notification.
+DEFAULT_CALL_TIMEOUT = 300.0
+
+_MODERN_PROFILE: Profile = frozenset({MODERN})
 _SESSION_GONE_MESSAGES = ("session terminated", "session not found")
 
 
@@ -84,10 +100,20 @@ def client_of(ctx: ServerRequestContext[Any]) -> Any:
     return _connection_of(ctx.session) or ctx.session
 
 
+def is_modern(ctx: ServerRequestContext[Any]) -> bool:
+    """Whether the downstream request is of the 2026 era."""
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
 def profile_of(ctx: ServerRequestContext[Any]) -> Profile:
-    """The client capabilities an upstream may use to reach back through this request."""
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return frozenset()  # no server-to-client requests exist in this era
+    """What the upstream session serving this request must look like: its era and client capabilities.
+
+    The capabilities are the downstream client's own, so an upstream never counts on a feature the
+    client lacks: in the handshake era it would send requests the client cannot answer, in the
+    2026 era it would return input requests the client cannot fulfil.
+    """
+    if is_modern(ctx):
+        return _MODERN_PROFILE  # capabilities travel with each request (see `Forwarder.send`)
     caps = ctx.session.client_capabilities
     if caps is None:
         return frozenset()
@@ -100,10 +126,14 @@ def to_mcp_error(exc: BaseException) -> MCPError:
     if isinstance(exc, MCPError):
         return exc
     if isinstance(exc, UnknownName):
-        code = types.INVALID_PARAMS
-        return MCPError(code, str(exc).capitalize(), data={"kind": exc.kind, "name": exc.name})
+        return MCPError(types.INVALID_PARAMS, _sentence(str(exc)), data={"kind": exc.kind, "name": exc.name})
+    if isinstance(exc, ToolWithheld):
+        return MCPError(types.INVALID_PARAMS, _sentence(str(exc)), data={"name": exc.name, "server": exc.server_name})
     if isinstance(exc, UpstreamError):
-        return MCPError(types.INTERNAL_ERROR, str(exc), data={"server": exc.server_name})
+        data: dict[str, Any] = {"server": exc.server_name}
+        if isinstance(exc, UpstreamGone | UpstreamTimeout | UpstreamUnavailable):
+            data["retryable"] = True
+        return MCPError(types.INTERNAL_ERROR, str(exc), data=data)
     if isinstance(exc, ProxyError):
         return MCPError(types.INTERNAL_ERROR, str(exc))
     logger.error("unexpected error while handling a request", exc_info=exc)
@@ -147,11 +177,21 @@ class Downstreams:
 class Forwarder:
     """Sends requests to upstreams and serves the upstreams' requests and notifications."""
 
-    def __init__(self, downstreams: Downstreams, *, startup_timeout: float = DEFAULT_STARTUP_TIMEOUT) -> None:
-        self.pool = UpstreamPool(self, startup_timeout=startup_timeout)
+    def __init__(
+        self,
+        downstreams: Downstreams,
+        *,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        policy: UpstreamPolicy | None = None,
+    ) -> None:
+        self.pool = UpstreamPool(self, startup_timeout=startup_timeout, policy=policy)
+        self.call_timeout = call_timeout
         self.downstreams = downstreams
         self.on_list_changed: Callable[[str, types.ServerNotification], Awaitable[None]] | None = None
         self.log_level: types.LoggingLevel | None = None
+        self.bus = InMemorySubscriptionBus()
+        """Change events for 2026-era clients' `subscriptions/listen` streams."""
         self._seen: weakref.WeakSet[Upstream] = weakref.WeakSet()
         self._on_new_upstream: Callable[[Upstream], None] | None = None
 
@@ -159,11 +199,14 @@ class Forwarder:
         """Call `callback` once for each upstream the first time a request uses it."""
         self._on_new_upstream = callback
 
-    async def upstream(self, server: ServerSpec, profile: Profile) -> Upstream:
-        upstream = await self.pool.get(server, profile)
+    async def upstream(self, ctx: ServerRequestContext[Any], server: ServerSpec) -> Upstream:
+        """The upstream session that serves `ctx`'s requests to `server`, connecting if needed."""
+        # A 2026-era request has no session to keep a per-client upstream for; it shares.
+        client = _connection_of(ctx.session) if server.isolation == "per-client" and not is_modern(ctx) else None
+        upstream = await self.pool.get(server, profile_of(ctx), client)
         if upstream not in self._seen:
             self._seen.add(upstream)
-            if self.log_level is not None and upstream.capabilities.logging is not None:
+            if self.log_level is not None and _takes_log_level(upstream):
                 await self._set_level(upstream, self.log_level)
             if self._on_new_upstream is not None:
                 self._on_new_upstream(upstream)
@@ -175,25 +218,60 @@ class Forwarder:
         server: ServerSpec,
         request: Any,
         result_type: TypeAdapter[ResultT] | type[ResultT],
+        *,
+        retry_safe: bool = True,
     ) -> ResultT:
-        """Send `request` to `server` on behalf of the downstream request `ctx`."""
-        upstream = await self.upstream(server, profile_of(ctx))
+        """Send `request` to `server` on behalf of the downstream request `ctx`.
+
+        At most the server's cap of calls is in flight at once; others queue. If the connection dies
+        while the request is open, the request is sent once more to a fresh session when that is
+        safe (`retry_safe`: it only reads, or its tool says it is read-only or idempotent); otherwise
+        the client is told the server restarted and the request may or may not have taken effect.
+
+        Raises:
+            UpstreamGone: the connection died and the request was not (or could not be) retried.
+            UpstreamTimeout: no answer or progress within the server's timeout.
+            UpstreamUnavailable: the server is paused after failures, or too busy to queue for.
+        """
+        async with self.pool.gate(server).slot():
+            try:
+                return await self._send_once(ctx, server, request, result_type)
+            except UpstreamGone as exc:
+                if not retry_safe:
+                    raise UpstreamGone(
+                        f"server {server.name!r} stopped while handling the request (it may have crashed) and will be "
+                        "restarted; the request may or may not have taken effect, so retry it only if that is safe",
+                        server_name=server.name,
+                    ) from exc
+                logger.info("sending the request again to a fresh session of %r", server.name)
+                return await self._send_once(ctx, server, request, result_type)
+
+    async def _send_once(
+        self,
+        ctx: ServerRequestContext[Any],
+        server: ServerSpec,
+        request: Any,
+        result_type: TypeAdapter[ResultT] | type[ResultT],
+    ) -> ResultT:
+        upstream = await self.upstream(ctx, server)
+        if upstream.modern:
+            request = _declaring_capabilities(request, ctx)
         caller = Caller(ctx.session, ctx.request_id)
         session = ctx.session
-
-        async def report(progress: float, total: float | None, message: str | None) -> None:
-            await session.report_progress(progress, total, message)
-
-        on_progress: ProgressFnT = report
+        timeout = server.timeout or self.call_timeout
 
         upstream.inflight.append(caller)
         try:
-            result = await upstream.session.send_request(
-                request,
-                result_type,
-                request_read_timeout_seconds=server.timeout,
-                progress_callback=on_progress,
-            )
+            # Progress restarts the clock: a slow tool that says it is working is not cut off.
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout) as clock:
+
+                async def report(progress: float, total: float | None, message: str | None) -> None:
+                    clock.deadline = anyio.current_time() + timeout
+                    await session.report_progress(progress, total, message)
+
+                result = await self._request(upstream, request, result_type, report)
+            if clock.cancelled_caught:
+                raise self._timed_out(upstream, timeout)
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED or (
                 exc.code == types.INVALID_REQUEST and exc.error.message.lower() in _SESSION_GONE_MESSAGES
@@ -207,13 +285,41 @@ class Forwarder:
             raise
         finally:
             upstream.inflight.remove(caller)
+            upstream.last_used = time.monotonic()
+        if upstream.supervisor is not None:
+            upstream.supervisor.succeeded()
         return strip_server_info(result)
+
+    async def _request(
+        self, upstream: Upstream, request: Any, result_type: TypeAdapter[ResultT] | type[ResultT], report: ProgressFnT
+    ) -> ResultT:
+        try:
+            return await upstream.session.send_request(request, result_type, progress_callback=report)
+        except MCPError as exc:
+            if exc.code != types.HEADER_MISMATCH or not upstream.modern:
+                raise
+            # The session sends `Mcp-Param-*` headers only for tools it has listed itself: list, then retry once.
+            await _list_tools(upstream)
+            return await upstream.session.send_request(request, result_type, progress_callback=report)
+
+    def _timed_out(self, upstream: Upstream, timeout: float) -> UpstreamTimeout:
+        name = upstream.spec.name
+        if upstream.supervisor is not None:
+            upstream.supervisor.failed(f"no answer within {timeout:g} s")
+            if upstream.supervisor.state == "open":
+                # A server that keeps hanging is restarted when its pause ends.
+                self.pool.retire(upstream.spec.id)
+        return UpstreamTimeout(
+            f"server {name!r} did not answer within {timeout:g} s (the timeout restarts with each progress "
+            "notification; set a longer 'timeout' for this server if its tools are slow)",
+            server_name=name,
+        )
 
     async def set_level(self, level: types.LoggingLevel) -> None:
         """Remember the client's log level and pass it to every live upstream that logs."""
         self.log_level = level
         for upstream in self.pool.live():
-            if upstream.capabilities.logging is not None:
+            if _takes_log_level(upstream):
                 await self._set_level(upstream, level)
 
     async def _set_level(self, upstream: Upstream, level: types.LoggingLevel) -> None:
@@ -243,14 +349,17 @@ class Forwarder:
         return await self._relay(upstream, types.ListRootsRequest(), types.ListRootsResult)
 
     async def log(self, upstream: Upstream, params: types.LoggingMessageNotificationParams) -> None:
-        if not params.logger:
-            params = params.model_copy(update={"logger": upstream.spec.name})
-        notification = types.LoggingMessageNotification(params=params)
+        logger_name = params.logger or upstream.spec.name
         if upstream.inflight:
+            # Through the session's own log method, which keeps to what the request asked for (2026 era).
             caller = upstream.inflight[-1]
-            await _quietly(caller.session.send_notification(notification, related_request_id=caller.request_id))
+            await _quietly(
+                caller.session.send_log_message(
+                    params.level, params.data, logger_name, related_request_id=caller.request_id
+                )
+            )
         else:
-            await self.downstreams.broadcast(lambda s: s.send_notification(notification))
+            await self.downstreams.broadcast(lambda s: s.send_log_message(params.level, params.data, logger_name))
 
     async def notification(self, upstream: Upstream, notification: types.ServerNotification) -> None:
         if isinstance(
@@ -262,6 +371,7 @@ class Forwarder:
             if self.on_list_changed is not None:
                 await self.on_list_changed(upstream.spec.id, notification)
         elif isinstance(notification, types.ResourceUpdatedNotification):
+            await self.bus.publish(ResourceUpdated(uri=notification.params.uri))
             await self.downstreams.broadcast(lambda s: s.send_notification(notification))
         elif isinstance(notification, types.ElicitCompleteNotification) and upstream.inflight:
             caller = upstream.inflight[-1]
@@ -280,6 +390,34 @@ class Forwarder:
             )
         except MCPError as exc:
             return exc.error
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _declaring_capabilities(request: Any, ctx: ServerRequestContext[Any]) -> Any:
+    """`request` carrying the downstream client's declared capabilities, for a 2026-era upstream."""
+    caps = ctx.session.client_capabilities
+    declared = {} if caps is None else caps.model_dump(by_alias=True, mode="json", exclude_none=True)
+    params = request.params
+    meta = {**(params.meta or {}), types.CLIENT_CAPABILITIES_META_KEY: declared}
+    return request.model_copy(update={"params": params.model_copy(update={"meta": meta})})
+
+
+def _takes_log_level(upstream: Upstream) -> bool:
+    """Whether `logging/setLevel` applies: a handshake-era upstream that logs (2026 asks per request)."""
+    return not upstream.modern and upstream.capabilities.logging is not None
+
+
+async def _list_tools(upstream: Upstream) -> None:
+    """List the upstream's tools on its own session, every page, so the session knows their headers."""
+    cursor: str | None = None
+    for _ in range(100):
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        cursor = (await upstream.session.list_tools(params=params)).next_cursor
+        if not cursor:
+            return
 
 
 async def _quietly(awaitable: Awaitable[None]) -> None:

@@ -9,20 +9,27 @@ list their own kind, exposed as they are named, and resolved through the catalog
 a failing prompt list never gets in the way of a tool call. A name that misses is resolved once
 more after re-discovering the servers that failed, since a client may call what it listed before
 a restart.
+
+With a `PinStore`, each view is also checked against the tools' pins when it is built (never per
+call): new tools are recorded, changed ones collected in `CatalogView.changed_tools`, and, when
+the store is enforced, left out of the view, so they are neither listed nor routed; calling one
+raises `ToolWithheld` instead of `UnknownName`. While a tool is withheld, each view checks whether
+another process (`pluggedin-mcp tools --approve`) wrote the pins, and rebuilds if so.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
 from pluggedin_proxy.catalog.base import Catalog, ServerListing
-from pluggedin_proxy.errors import UnknownName
+from pluggedin_proxy.catalog.pins import OfferedTool, PinStore, ToolChange
+from pluggedin_proxy.errors import ToolWithheld, UnknownName
 from pluggedin_proxy.naming import NamedEntry, NameIndex
 from pluggedin_proxy.proxy.instructions import METADATA_KEY, tool_metadata
 from pluggedin_proxy.upstream.spec import ServerSpec
@@ -45,6 +52,9 @@ class CatalogView:
     """Everything the proxy exposes at one catalog version."""
 
     version: int
+    """Grows with every rebuild (the catalog changed, or approved tools came back): caches key on it."""
+    catalog_version: int
+    """The catalog's `version` this view was built at."""
     servers: Mapping[str, ServerSpec]
     listings: Mapping[str, ServerListing]
     tools: tuple[types.Tool, ...]
@@ -59,6 +69,10 @@ class CatalogView:
     resource_owners: Mapping[str, str]
     templates: tuple[types.ResourceTemplate, ...]
     template_owners: tuple[tuple[UriTemplate, str], ...]
+    changed_tools: Mapping[str, ToolChange] = field(default_factory=dict)
+    """Tools whose definition changed since it was approved, by exposed name (withheld or not)."""
+    withheld: Mapping[str, ToolChange] = field(default_factory=dict)
+    """The changed tools left out of this view because pinning is enforced, by exposed and full names."""
 
     def route_tool(self, name: str) -> Route | None:
         return self._route(self.tool_index.resolve(name))
@@ -89,10 +103,13 @@ class CatalogView:
 class Router:
     """Builds views of the catalog and resolves what a request names."""
 
-    def __init__(self, catalog: Catalog, *, prefix: bool = True) -> None:
+    def __init__(self, catalog: Catalog, *, prefix: bool = True, pins: PinStore | None = None) -> None:
+        """Route over `catalog`; with `pins`, check every tool against its pin when a view is built."""
         self.catalog = catalog
         self.prefix = prefix
+        self.pins = pins
         self._view: CatalogView | None = None
+        self._builds = 0
 
     @property
     def current(self) -> CatalogView | None:
@@ -100,13 +117,20 @@ class Router:
         return self._view
 
     async def view(self) -> CatalogView:
-        """The current view, rebuilt if the catalog changed."""
+        """The current view, rebuilt if the catalog changed (or, while a tool is withheld, the pins)."""
         listings = await self.catalog.listings()
         view = self._view
-        if view is None or view.version != self.catalog.version:
+        if view is None or view.catalog_version != self.catalog.version or self._approved_meanwhile(view):
             servers = await self.catalog.servers()
-            view = self._view = _build_view(self.catalog.version, servers, listings, self.prefix)
+            self._builds += 1
+            view = self._view = _build_view(
+                self._builds, self.catalog.version, servers, listings, self.prefix, self.pins
+            )
         return view
+
+    def _approved_meanwhile(self, view: CatalogView) -> bool:
+        # A stat per request, and only while something is withheld: approvals apply without a restart.
+        return bool(view.withheld) and self.pins is not None and self.pins.reload_if_changed()
 
     async def prompts(self) -> tuple[types.Prompt, ...]:
         """Every exposed prompt: the servers' own, then the catalog's shared ones."""
@@ -133,9 +157,14 @@ class Router:
         """The server and original name of an exposed tool name.
 
         Raises:
+            ToolWithheld: the tool changed since it was approved, and pinning is enforced.
             UnknownName: no server offers that tool, even after re-discovering failed servers.
         """
-        route = (await self.view()).route_tool(name) or (await self._after_retry()).route_tool(name)
+        view = await self.view()
+        route = view.route_tool(name)
+        if route is None and (change := view.withheld.get(name)) is not None:
+            raise ToolWithheld(change.exposed, server_name=change.server_name)
+        route = route or (await self._after_retry()).route_tool(name)
         if route is None:
             raise UnknownName("tool", name)
         return route
@@ -177,9 +206,11 @@ class Router:
 
 def _build_view(
     version: int,
+    catalog_version: int,
     servers: Sequence[ServerSpec],
     listings: Mapping[str, ServerListing],
     prefix: bool,
+    pins: PinStore | None = None,
 ) -> CatalogView:
     by_id = {spec.id: spec for spec in servers}
     present = [spec for spec in servers if spec.id in listings]
@@ -188,6 +219,17 @@ def _build_view(
         ((spec.id, spec.slug, tool.name) for spec in present for tool in listings[spec.id].tools), prefix=prefix
     )
     tools_by_key = {(spec.id, t.name): t for spec in present for t in listings[spec.id].tools}
+    changed: dict[str, ToolChange] = {}
+    withheld: dict[str, ToolChange] = {}
+    if pins is not None:
+        changed = pins.check(
+            OfferedTool(e.server_id, by_id[e.server_id].name, e.exposed, tools_by_key[(e.server_id, e.original)])
+            for e in tool_index
+        )
+        if pins.enforce and changed:
+            # Withheld from the whole view, under names that stay theirs: no other tool moves into them.
+            withheld = {n: c for e in tool_index if (c := changed.get(e.exposed)) for n in (e.exposed, e.full)}
+            tool_index = tool_index.without(changed)
     tools = tuple(tools_by_key[(e.server_id, e.original)].model_copy(update={"name": e.exposed}) for e in tool_index)
 
     prompt_index = NameIndex(
@@ -238,6 +280,7 @@ def _build_view(
 
     return CatalogView(
         version=version,
+        catalog_version=catalog_version,
         servers=by_id,
         listings=listings,
         tools=tools,
@@ -250,4 +293,6 @@ def _build_view(
         resource_owners=owners,
         templates=tuple(templates),
         template_owners=tuple(template_owners),
+        changed_tools=changed,
+        withheld=withheld,
     )

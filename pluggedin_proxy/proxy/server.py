@@ -3,7 +3,8 @@
 `Proxy` wires the pieces (catalog, router, upstream pool, forwarder) and builds the SDK `Server`
 with explicit `on_*` handlers. Lists are served from the router's cached view with an opaque
 offset cursor; calls, gets, reads and completions are forwarded to the owning upstream and their
-results passed through untouched. Every handler failure goes through `to_mcp_error`.
+results passed through untouched. Every handler failure goes through `to_mcp_error`. Each handler
+is counted and timed into `metrics` (`_handler`), each forwarded call once more by upstream (`_recorded`).
 
 Lifecycle: `async with Proxy(...)` opens the upstream pool and a task group for background
 listing refreshes; leaving it closes every upstream.
@@ -16,14 +17,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
 import mcp_types as types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ServerEvent, ToolsListChanged
 from pydantic import TypeAdapter
 
 from pluggedin_proxy import __version__
@@ -38,13 +41,26 @@ from pluggedin_proxy.builtins.prompts import (
 from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Activity, Catalog
 from pluggedin_proxy.catalog.local import list_everything
+from pluggedin_proxy.catalog.pins import PinStore
 from pluggedin_proxy.errors import CatalogError, UnknownName
+from pluggedin_proxy.metrics import NO_METRICS, Failure, Metrics
 from pluggedin_proxy.naming import SEPARATOR
 from pluggedin_proxy.proxy import instructions
-from pluggedin_proxy.proxy.forwarding import Downstreams, Forwarder, clean_meta, client_of, profile_of, to_mcp_error
+from pluggedin_proxy.proxy.forwarding import (
+    DEFAULT_CALL_TIMEOUT,
+    Downstreams,
+    Forwarder,
+    clean_meta,
+    client_of,
+    is_modern,
+    profile_of,
+    to_mcp_error,
+)
 from pluggedin_proxy.proxy.limits import SlidingWindow
+from pluggedin_proxy.proxy.results import DEFAULT_MAX_RESULT_BYTES, RESULT_URI_PREFIX, ResultStore
 from pluggedin_proxy.proxy.router import Route, Router
 from pluggedin_proxy.settings import Mode
+from pluggedin_proxy.upstream.policy import UpstreamPolicy
 from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
 
 __all__ = ["Proxy", "ProxyServer"]
@@ -59,10 +75,35 @@ RATE_LIMITED = -32029
 # Items per page of an aggregated list; large, because many clients never follow `nextCursor`.
 PAGE_SIZE = 1000
 
+# The MCP method of each activity-log action, as upstream metrics label it.
+_ACTION_METHODS = {"tool_call": "tools/call", "prompt_get": "prompts/get", "resource_read": "resources/read"}
+
+ListKind = Literal["tools", "prompts", "resources"]
+_ALL_LISTS: tuple[ListKind, ...] = ("tools", "prompts", "resources")
+_LIST_EVENTS: dict[ListKind, Callable[[], ServerEvent]] = {
+    "tools": ToolsListChanged,
+    "prompts": PromptsListChanged,
+    "resources": ResourcesListChanged,
+}
+_LIST_CHANGES: dict[type, ListKind] = {
+    types.ToolListChangedNotification: "tools",
+    types.PromptListChangedNotification: "prompts",
+    types.ResourceListChangedNotification: "resources",
+}
+
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
-_CALL_TOOL_RESULT: TypeAdapter[types.CallToolResult] = TypeAdapter(types.CallToolResult)
+# What a forwarded request may come back as; input requests only from 2026-era upstreams.
+_CALL_TOOL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
+    types.CallToolResult | types.InputRequiredResult
+)
+_GET_PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResult] = TypeAdapter(
+    types.GetPromptResult | types.InputRequiredResult
+)
+_READ_RESOURCE_RESULT: TypeAdapter[types.ReadResourceResult | types.InputRequiredResult] = TypeAdapter(
+    types.ReadResourceResult | types.InputRequiredResult
+)
 
 
 class ProxyServer(Server[Any]):
@@ -92,20 +133,29 @@ class Proxy:
         app: AppClient | None = None,
         prefix: bool = True,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        max_result_size: int = DEFAULT_MAX_RESULT_BYTES,
+        policy: UpstreamPolicy | None = None,
+        pins: PinStore | None = None,
         instructions: str | None = None,
         rate_limit: int = DEFAULT_RATE_LIMIT,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.mode: Mode = mode
+        self.metrics = metrics
         self.instructions = instructions or server_instructions(mode)
         self.rate_limit = SlidingWindow(rate_limit)
+        self.results = ResultStore(max_result_size)
         self.downstreams = Downstreams()
-        self.forwarder = Forwarder(self.downstreams, startup_timeout=startup_timeout)
+        self.forwarder = Forwarder(
+            self.downstreams, startup_timeout=startup_timeout, call_timeout=call_timeout, policy=policy
+        )
         self.pool = self.forwarder.pool
         self._profile: Profile = frozenset()
         self.catalog = catalog_factory(self.pool, lambda: self._profile)
         self.forwarder.on_list_changed = self._upstream_list_changed
         self.forwarder.on_new_upstream(self._refresh_listing_soon)
-        self.router = Router(self.catalog, prefix=prefix)
+        self.router = Router(self.catalog, prefix=prefix, pins=pins)
         self.builtins = Builtins(self, app)
         self._builtin_tools = tuple(types.Tool.model_validate(t) for t in self.builtins.listed)
         self._tool_page: tuple[int, tuple[types.Tool, ...]] | None = None
@@ -131,30 +181,44 @@ class Proxy:
             version=__version__,
             title="plugged.in MCP proxy",
             instructions=self.instructions,
-            on_list_tools=self._handler(self.list_tools),
-            on_call_tool=self._handler(self.call_tool),
-            on_list_prompts=self._handler(self.list_prompts),
-            on_get_prompt=self._handler(self.get_prompt),
-            on_list_resources=self._handler(self.list_resources),
-            on_list_resource_templates=self._handler(self.list_resource_templates),
-            on_read_resource=self._handler(self.read_resource),
-            on_subscribe_resource=self._handler(self.subscribe_resource),
-            on_unsubscribe_resource=self._handler(self.unsubscribe_resource),
-            on_completion=self._handler(self.complete),
+            on_list_tools=self._handler("tools/list", self.list_tools),
+            on_call_tool=self._handler("tools/call", self.call_tool),
+            on_list_prompts=self._handler("prompts/list", self.list_prompts),
+            on_get_prompt=self._handler("prompts/get", self.get_prompt),
+            on_list_resources=self._handler("resources/list", self.list_resources),
+            on_list_resource_templates=self._handler("resources/templates/list", self.list_resource_templates),
+            on_read_resource=self._handler("resources/read", self.read_resource),
+            on_subscribe_resource=self._handler("resources/subscribe", self.subscribe_resource),
+            on_unsubscribe_resource=self._handler("resources/unsubscribe", self.unsubscribe_resource),
+            on_completion=self._handler("completion/complete", self.complete),
+            on_subscriptions_listen=ListenHandler(self.forwarder.bus),
+            get_tool_input_schema=self._tool_input_schema,
         )
-        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._handler(self.set_level))
+        server.add_request_handler(
+            "logging/setLevel", types.SetLevelRequestParams, self._handler("logging/setLevel", self.set_level)
+        )
         return server
 
     def _handler(
-        self, handler: Callable[[ServerRequestContext[Any], Any], Awaitable[Any]]
+        self, method: str, handler: Callable[[ServerRequestContext[Any], Any], Awaitable[Any]]
     ) -> Callable[[ServerRequestContext[Any], Any], Awaitable[Any]]:
+        """Wrap `handler` (serving `method`): failures mapped through `to_mcp_error`, outcome and time counted."""
+
         async def handle(ctx: ServerRequestContext[Any], params: Any) -> Any:
-            self.downstreams.remember(ctx.session)
+            if not is_modern(ctx):  # a 2026-era client hears changes on its listen stream instead
+                self.downstreams.remember(ctx.session)
             self._profile = profile_of(ctx)
+            started = time.monotonic()
+            failure: Failure | None = "cancelled"  # kept only if neither branch below runs
             try:
-                return await handler(ctx, params)
+                result = await handler(ctx, params)
+                failure = "tool" if getattr(result, "is_error", False) else None
+                return result
             except Exception as exc:
+                failure = "jsonrpc"
                 raise to_mcp_error(exc) from exc
+            finally:
+                self.metrics.request(method, time.monotonic() - started, failure)
 
         return handle
 
@@ -207,6 +271,22 @@ class Proxy:
         page, cursor = _paginate(await self.router.templates(), params)
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
+    def _tool_input_schema(self, name: str) -> Any:
+        """A listed tool's input schema, from the last view (the 2026 HTTP layer checks `Mcp-Param-*` with it)."""
+        builtin = self.builtins.schema(name)
+        if builtin is not None:
+            return builtin
+        view = self.router.current
+        tool = view.tools_by_name.get(name) if view is not None else None
+        return tool.input_schema if tool is not None else None
+
+    def _retry_safe(self, name: str) -> bool:
+        """Whether a tool may run twice: its server says it only reads, or running it again changes nothing."""
+        view = self.router.current
+        tool = view.tools_by_name.get(name) if view is not None else None
+        hints = tool.annotations if tool is not None else None
+        return hints is not None and bool(hints.read_only_hint or hints.idempotent_hint)
+
     # Requests routed to one upstream
 
     async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
@@ -223,9 +303,14 @@ class Proxy:
         route = await self.router.tool(params.name)
         upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
         request = types.CallToolRequest(params=upstream_params)
-        return await self._recorded(
-            "tool_call", route, self.forwarder.send(ctx, route.server, request, _CALL_TOOL_RESULT)
+        result = await self._recorded(
+            "tool_call",
+            route,
+            self.forwarder.send(
+                ctx, route.server, request, _CALL_TOOL_RESULT, retry_safe=self._retry_safe(params.name)
+            ),
         )
+        return self.results.fit(result, params.name) if isinstance(result, types.CallToolResult) else result
 
     async def get_prompt(self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> Any:
         if params.name == CAPABILITIES.name:
@@ -241,10 +326,19 @@ class Proxy:
         upstream_params = params.model_copy(update={"name": route.name, "meta": clean_meta(params.meta)})
         request = types.GetPromptRequest(params=upstream_params)
         return await self._recorded(
-            "prompt_get", route, self.forwarder.send(ctx, route.server, request, types.GetPromptResult)
+            "prompt_get", route, self.forwarder.send(ctx, route.server, request, _GET_PROMPT_RESULT)
         )
 
     async def read_resource(self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> Any:
+        if params.uri.startswith(RESULT_URI_PREFIX):
+            kept = self.results.read(params.uri)
+            if kept is None:
+                raise MCPError(
+                    types.INVALID_PARAMS,
+                    f"Resource not found (kept results expire): {params.uri}",
+                    data={"uri": params.uri},
+                )
+            return kept
         try:
             route = await self.router.resource(params.uri)
         except UnknownName:
@@ -255,26 +349,34 @@ class Proxy:
         upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
         request = types.ReadResourceRequest(params=upstream_params)
         return await self._recorded(
-            "resource_read", route, self.forwarder.send(ctx, route.server, request, types.ReadResourceResult)
+            "resource_read", route, self.forwarder.send(ctx, route.server, request, _READ_RESOURCE_RESULT)
         )
 
     async def _recorded(self, action: str, route: Route, call: Awaitable[ResultT]) -> ResultT:
-        """Await `call` and note it in the catalog's activity log; the log never delays or fails it."""
+        """Await `call`, timing it for the upstream metrics and noting it in the catalog's activity log.
+
+        The log never delays or fails the call.
+        """
         started = time.monotonic()
         error: str | None = None
+        failure: Failure | None = "cancelled"  # kept only if no branch below runs
         try:
             result = await call
         except MCPError as exc:
-            error = exc.error.message
+            error, failure = exc.error.message, "jsonrpc"
             raise
         except Exception as exc:
-            error = str(exc) or type(exc).__name__
+            error, failure = str(exc) or type(exc).__name__, "unavailable"
             raise
         else:
+            failure = None
             if getattr(result, "is_error", False):
-                error = "the tool reported an error"
+                error, failure = "the tool reported an error", "tool"
             return result
         finally:
+            self.metrics.upstream_request(
+                route.server.name, _ACTION_METHODS.get(action, action), time.monotonic() - started, failure
+            )
             self.catalog.record(
                 Activity(
                     action=action,
@@ -308,7 +410,7 @@ class Proxy:
     async def _forward_subscription(self, ctx: ServerRequestContext[Any], params: Any, request_type: Any) -> Any:
         """Pass (un)subscribe to the resource's owner; an owner that cannot subscribe is simply not asked."""
         route = await self.router.resource(params.uri)
-        upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
+        upstream = await self.forwarder.upstream(ctx, route.server)
         caps = upstream.capabilities.resources
         if caps is not None and caps.subscribe:
             upstream_params = params.model_copy(update={"meta": clean_meta(params.meta)})
@@ -326,7 +428,7 @@ class Proxy:
             if found is None:
                 raise UnknownName("resource template", ref.uri)
             route, upstream_ref = found, ref
-        upstream = await self.forwarder.upstream(route.server, profile_of(ctx))
+        upstream = await self.forwarder.upstream(ctx, route.server)
         if upstream.capabilities.completions is None:
             return types.CompleteResult(completion=types.Completion(values=[]))
         upstream_params = params.model_copy(update={"ref": upstream_ref, "meta": clean_meta(params.meta)})
@@ -366,20 +468,27 @@ class Proxy:
             await self.announce_list_changed()
 
     async def _upstream_list_changed(self, server_id: str, notification: types.ServerNotification) -> None:
+        """Re-list the server, then pass its news on, even if the listing looks the same to us."""
         live = self.pool.live(server_id)
         if live:
-            await self._refresh_listing(live[0])
+            try:
+                self.catalog.update(server_id, await list_everything(live[0]))
+            except Exception as exc:
+                logger.debug("could not re-list %r: %s", live[0].spec.name, exc)
+                self.catalog.invalidate(server_id)
         else:
             self.catalog.invalidate(server_id)
-            await self.announce_list_changed()
+        kind = _LIST_CHANGES.get(type(notification))
+        await self.announce_list_changed((kind,) if kind is not None else _ALL_LISTS)
 
-    async def announce_list_changed(self) -> None:
-        """Tell every downstream session that the tools, prompts and resources may have changed."""
+    async def announce_list_changed(self, kinds: Sequence[ListKind] = _ALL_LISTS) -> None:
+        """Tell every downstream session and 2026 listen stream that these lists may have changed."""
+        for kind in kinds:
+            await self.forwarder.bus.publish(_LIST_EVENTS[kind]())
 
         async def send(session: Any) -> None:
-            await session.send_tool_list_changed()
-            await session.send_prompt_list_changed()
-            await session.send_resource_list_changed()
+            for kind in kinds:
+                await getattr(session, f"send_{kind.removesuffix('s')}_list_changed")()
 
         await self.downstreams.broadcast(send)
 

@@ -3,8 +3,11 @@
 stdout carries JSON-RPC and nothing else: the SDK's `stdio_server` moves the protocol to private
 descriptors and points fd 1 at stderr while serving, so a stray write can never corrupt the wire.
 A line that is not JSON gets a `-32700` parse error, and a JSON value that is not a JSON-RPC
-message gets `-32600`, then the next line is served (the SDK alone would drop such lines without
-an answer). When stdin closes, the requests already read are still answered (for at most
+message (or is nested too deeply to parse) gets `-32600`, then the next line is served (the SDK
+alone would drop such lines without an answer). So does a request whose `id` is neither a string
+nor an integer (`null`, `1.5`, `true`, an array or object): the SDK reads it as a notification and
+would never answer. An error carries the request's `id` when it could be read, else `null`, as
+JSON-RPC 2.0 asks. When stdin closes, the requests already read are still answered (for at most
 `EOF_GRACE` seconds) before serving ends, so `echo '{...}' | pluggedin-mcp` gets its answer.
 """
 
@@ -34,6 +37,12 @@ logger = logging.getLogger(__name__)
 STDIN_CHUNK = 1 << 16
 # How long requests read before stdin closed may still take to be answered.
 EOF_GRACE = 30.0
+
+# The answer to a request whose id JSON-RPC does not allow (that id cannot be echoed, so the answer's is null).
+BAD_ID = "Invalid Request: the id must be a string or an integer"
+# What `_loads` returns for a line that is not JSON, and for JSON too deeply nested to parse (a `RecursionError`).
+_NOT_JSON = object()
+_TOO_DEEP = object()
 
 
 async def serve_stdio(proxy: Proxy) -> None:
@@ -164,6 +173,10 @@ async def _answer_bad_lines(
                 continue
             if isinstance(item.message, types.JSONRPCRequest):
                 pending.add(item.message.id)
+            elif isinstance(item.message, types.JSONRPCNotification) and _has_id(line):
+                logger.warning("answering a request whose id is not a string or an integer")
+                await pending.send(SessionMessage(_error(None, types.INVALID_REQUEST, BAD_ID)))
+                continue
             await sink.send(item)
         # stdin closed: answer what was asked before ending the session (which cancels the rest).
         with anyio.move_on_after(EOF_GRACE) as grace:
@@ -172,15 +185,46 @@ async def _answer_bad_lines(
             logger.warning("stdin closed; %g s passed with requests still unanswered, ending anyway", EOF_GRACE)
 
 
-def _error_for(exc: Exception, line: str) -> types.JSONRPCError:
+def _has_id(line: str) -> bool:
+    """Whether the JSON object on `line`, which the SDK read as a notification, has an `id` member after all."""
+    raw = _loads(line)  # notifications are few and small; `"id"` may be spelled with escapes, so no substring test
+    return isinstance(raw, dict) and "id" in raw
+
+
+def _loads(line: str) -> Any:
+    """The JSON value on `line`; `_NOT_JSON` when it is not JSON, `_TOO_DEEP` when nested past the parser's stack."""
     try:
-        raw = json.loads(line)
+        return json.loads(line)
     except ValueError:
+        return _NOT_JSON
+    except RecursionError:
+        return _TOO_DEEP
+
+
+def _error_for(exc: Exception, line: str) -> types.JSONRPCError:
+    raw = _loads(line)
+    if raw is _NOT_JSON:
         return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
-    request_id = raw.get("id") if isinstance(raw, dict) else None
-    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
-        request_id = None
+    if raw is _TOO_DEEP:
+        return _error(None, types.INVALID_REQUEST, "Invalid Request: the message is nested too deeply")
+    request_id = _answerable_id(raw.get("id")) if isinstance(raw, dict) else None
     return _error(request_id, types.INVALID_REQUEST, "Invalid Request: not a JSON-RPC 2.0 message")
+
+
+def _answerable_id(value: object) -> int | str | None:
+    """`value` if an answer may carry it as its id, else `None`.
+
+    `None` for the types JSON-RPC forbids, and for a string UTF-8 cannot carry: a lone surrogate (`"\\ud800"`)
+    parses, but the SDK would fail to write the answer and the session would end.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return None
+    return value
 
 
 def _error(request_id: int | str | None, code: int, message: str) -> types.JSONRPCError:

@@ -4,18 +4,43 @@ A `ServerSpec` is produced by a catalog (local config or the plugged.in App) and
 upstream pool. Only the connection fields (transport, command, args, env, cwd, url, headers) decide
 whether two specs reach the same process or session: `connection_key` hashes exactly those, in a
 canonical form, so a renamed server or a re-ordered JSON object never respawns anything.
+
+What a spec may carry is defined here too, so both catalogs check it alike as they build specs: env
+names match `ENV_NAME`, header names `HEADER_NAME` (an RFC 7230 token), and neither env nor header
+values hold NUL, CR or LF (`has_unsafe_chars`). Arguments are never checked: they reach the child
+verbatim, without a shell.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CustomInstructions", "ServerSpec", "Transport"]
+__all__ = [
+    "ENV_NAME",
+    "HEADER_NAME",
+    "CustomInstructions",
+    "Isolation",
+    "ServerSpec",
+    "Transport",
+    "has_unsafe_chars",
+    "shown_name",
+    "without_unsafe_chars",
+]
 
 Transport = Literal["stdio", "sse", "streamable-http"]
+Isolation = Literal["shared", "per-client"]
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What an environment variable's name may be (POSIX, lower case allowed); match with `fullmatch`."""
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""What an HTTP header's name may be: an RFC 7230 token; match with `fullmatch`."""
+# A NUL ends a C string early; CR and LF would start a new header line or environment entry.
+_UNSAFE_CHARS = ("\x00", "\r", "\n")
+_NAME_PREFIX = re.compile(r"[A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +111,15 @@ class ServerSpec:
     instructions: CustomInstructions | None = None
     """Custom instructions attached to this server's tools and served as a prompt."""
     timeout: float | None = None
-    """Per-request timeout in seconds; `None` means the proxy default."""
+    """Per-request timeout in seconds, restarted by each progress notification; `None` means the proxy default."""
+    isolation: Isolation = "shared"
+    """`shared`: one upstream session serves every client; `per-client`: each downstream session gets its own."""
+    max_concurrency: int | None = None
+    """Calls in flight at once; `None` means the proxy default."""
+    max_clients: int | None = None
+    """With `per-client` isolation, sessions at once; `None` means the proxy default."""
+    idle_timeout: float | None = None
+    """Seconds unused after which a session is closed; `None` means never (shared) or the proxy default."""
     extra: tuple[tuple[str, str], ...] = field(default=())
     """Catalog-specific fields kept for diagnostics; never part of the connection key."""
     connection_key: str = field(init=False, repr=False, compare=False)
@@ -115,6 +148,29 @@ class ServerSpec:
         if self.transport == "stdio":
             return self.command or "?"
         return _strip_userinfo(self.url or "?")
+
+
+def has_unsafe_chars(value: str) -> bool:
+    """Whether `value` holds a NUL, CR or LF, which no environment or header value may carry."""
+    return any(c in value for c in _UNSAFE_CHARS)
+
+
+def without_unsafe_chars(value: str) -> str:
+    """`value` with every NUL, CR and LF removed."""
+    for c in _UNSAFE_CHARS:
+        value = value.replace(c, "")
+    return value
+
+
+def shown_name(name: str) -> str:
+    """An invalid variable or header name as it may appear in a message.
+
+    It is cut at its first unusual character, where a pasted `KEY=value` or `Name: value` would start its
+    value, and kept short.
+    """
+    prefix = _NAME_PREFIX.match(name)
+    kept = prefix.group(0)[:64] if prefix else ""
+    return repr(kept + "…") if len(kept) < len(name) else repr(kept)
 
 
 def _message_text(content: Any) -> str:

@@ -73,6 +73,8 @@ async def faulty_front(app_url: str) -> AsyncIterator[tuple[str, Faults]]:
             if faults.times <= 0:
                 mode = "forward"
             faults.times -= 1
+        if mode == "flap":  # every other request fails
+            mode = "503" if len(faults.seen) % 2 else "forward"
         if mode == "401":
             return Response('{"error": "Invalid API key"}', 401, media_type="application/json")
         if mode == "429-short":
@@ -179,6 +181,20 @@ async def test_the_app_going_down_after_warm_up_does_not_break_lists_calls_gets_
     report = doctor.stdout.decode()
     assert "unreachable" in report and "STALE" in report and "echo" in report
     assert KEY not in report
+
+
+async def test_a_flapping_app_never_fails_a_client_request(tmp_path: Path) -> None:
+    """With every other App request failing across many cache lifetimes, every list and call succeeds."""
+    with selfhosted_app(tmp_path, {"echo": echo_server()}) as app_url:
+        async with faulty_front(app_url) as (url, faults), app_proxy(url) as session:
+            assert "echo__echo" in await _names(session)
+            faults.mode = "flap"
+            before = len(faults.seen)
+            for i in range(12):
+                await anyio.sleep(float(TTL) / 2)
+                assert "echo__echo" in await _names(session)
+                assert _text(await session.call_tool("echo__echo", {"text": str(i)})) == str(i)
+            assert len(faults.seen) - before >= 4  # the App was asked, and failed, many times
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,54 +13,13 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import REPO, everything_server, proxy_session
+from tests.conftest import everything_server, http_echo, proxy_session
 
 pytestmark = pytest.mark.anyio
 
 
 def _text(result: types.CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, types.TextContent))
-
-
-class HttpEcho:
-    """The echo fixture served over Streamable HTTP as a real process, started and stopped at will."""
-
-    def __init__(self, name: str = "web") -> None:
-        self.name = name
-        self.port = 0
-        self._proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> int:
-        """Start on the remembered port (a fresh one the first time); return once it is accepting."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.servers.http_echo", "--port", str(self.port), "--name", self.name],
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        self._proc = proc
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if line.startswith("LISTENING "):
-                self.port = int(line.split()[1])
-                return self.port
-        pytest.fail("the HTTP echo server exited before listening")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
-            self._proc = None
-
-
-@contextmanager
-def http_echo(name: str = "web") -> Iterator[HttpEcho]:
-    server = HttpEcho(name)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _free_port() -> int:
@@ -82,7 +40,11 @@ async def test_streamable_http_upstream_is_listed_and_called(write_config: Any) 
 
 
 async def test_restarted_http_upstream_is_reconnected_on_next_use(write_config: Any) -> None:
-    """When an HTTP upstream restarts and forgets the session, the proxy says so once, then reconnects."""
+    """When an HTTP upstream restarts and forgets the session, the proxy reconnects.
+
+    A read-only tool is simply sent again to the new session; a tool that may change something is not,
+    and the client is told the server restarted.
+    """
     with http_echo() as server:
         config = write_config({"web": {"type": "http", "url": f"http://127.0.0.1:{server.port}/mcp"}})
         async with proxy_session(config) as session:
@@ -90,10 +52,14 @@ async def test_restarted_http_upstream_is_reconnected_on_next_use(write_config: 
             server.stop()
             server.name = "web-again"
             server.start()
-            with pytest.raises(MCPError) as caught:
-                await session.call_tool("web__whoami", {})
-            assert "restarted" in caught.value.error.message
             assert _text(await session.call_tool("web__whoami", {})) == "web-again"
+            server.stop()
+            server.start()
+            with pytest.raises(MCPError) as caught:
+                await session.call_tool("web__sleep", {"seconds": 0})
+            assert "restarted" in caught.value.error.message
+            assert caught.value.error.data == {"server": "web", "retryable": True}
+            assert _text(await session.call_tool("web__sleep", {"seconds": 0})) == "slept"
 
 
 @contextmanager

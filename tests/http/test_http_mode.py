@@ -3,46 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
 import pytest
-from mcp import Client, ClientSession, types
+from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import REPO, echo_server, proxy_command
+from tests.http.conftest import (
+    HEADERS,
+    INITIALIZE,
+    KEY1,
+    KEY2,
+    call_request,
+    initialize,
+    running_proxy,
+    session_headers,
+    tool_text,
+)
 
 pytestmark = pytest.mark.anyio
 
 MODERN = "2026-07-28"
-KEY1 = "test-key-one-0123456789"
-KEY2 = "test-key-two-9876543210"
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/mcp")
-STARTUP_TIMEOUT = 30.0
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-
-
-def _call(text: str, id: int = 2) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": id,
-        "method": "tools/call",
-        "params": {"name": "echo__echo", "arguments": {"text": text}},
-    }
 
 
 def _innermost(exc: BaseException) -> BaseException:
@@ -86,71 +69,6 @@ def _dechunk(data: bytes) -> bytes:
     return out
 
 
-def _text(result: types.CallToolResult) -> str:
-    assert not result.is_error, result
-    (content,) = result.content
-    assert isinstance(content, types.TextContent)
-    return content.text
-
-
-class _Stderr:
-    """Drains a process's stderr on a daemon thread (the pipe never fills) and spots the listening line."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self.ready = threading.Event()
-        self._thread = threading.Thread(target=self._drain, args=(process,), daemon=True)
-        self._thread.start()
-
-    def _drain(self, process: subprocess.Popen[str]) -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            self.lines.append(line)
-            if self.url is None and (match := LISTENING.search(line)):
-                self.url = match.group(1)
-                self.ready.set()
-        self.ready.set()  # EOF: the process is gone; the waiter sees `url is None`
-
-    def text(self) -> str:
-        return "".join(self.lines[-50:])
-
-
-@asynccontextmanager
-async def running_proxy(config: Path, *extra: str) -> AsyncIterator[str]:
-    """`pluggedin-mcp --transport streamable-http --port 0 …` as a subprocess; yields its base URL."""
-    command = proxy_command(
-        "--config", str(config), "--transport", "streamable-http", "--port", "0", "--log-level", "info", *extra
-    )
-    process = subprocess.Popen(  # noqa: ASYNC220 - needs a plain pipe for the draining thread
-        command,
-        cwd=str(REPO),
-        env=dict(os.environ),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stderr = _Stderr(process)
-    try:
-        ready = await anyio.to_thread.run_sync(stderr.ready.wait, STARTUP_TIMEOUT)
-        if not ready or stderr.url is None:
-            pytest.fail(f"the proxy did not start listening (exit {process.poll()}):\n{stderr.text()}")
-        yield stderr.url
-    finally:
-        process.terminate()
-        try:
-            await anyio.to_thread.run_sync(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await anyio.to_thread.run_sync(process.wait)
-
-
-@pytest.fixture
-def echo_config(write_config: Callable[..., Path]) -> Path:
-    return write_config({"echo": echo_server()})
-
-
 async def _sdk_round_trip(url: str, text: str, http_client: httpx2.AsyncClient | None = None) -> str:
     async with (
         streamable_http_client(f"{url}/mcp", http_client=http_client) as (read, write),
@@ -159,17 +77,7 @@ async def _sdk_round_trip(url: str, text: str, http_client: httpx2.AsyncClient |
         await session.initialize()
         tools = await session.list_tools()
         assert "echo__echo" in [t.name for t in tools.tools]
-        return _text(await session.call_tool("echo__echo", {"text": text}))
-
-
-async def _initialize(client: httpx2.AsyncClient, path: str = "/mcp", **headers: str) -> httpx2.Response:
-    return await client.post(path, json=INITIALIZE, headers={**HEADERS, **headers})
-
-
-def _session_headers(response: httpx2.Response, **extra: str) -> dict[str, str]:
-    session_id = response.headers.get("mcp-session-id")
-    assert session_id, response.headers
-    return {**HEADERS, "mcp-session-id": session_id, "mcp-protocol-version": "2025-11-25", **extra}
+        return tool_text(await session.call_tool("echo__echo", {"text": text}))
 
 
 def _assert_unauthorized(response: httpx2.Response) -> None:
@@ -206,7 +114,7 @@ async def test_both_protocol_eras_are_served_on_one_endpoint(echo_config: Path) 
                 async with Client(f"{url}/mcp", mode=mode) as client:
                     tools = await client.list_tools()
                     assert "echo__echo" in [t.name for t in tools.tools]
-                    text = _text(await client.call_tool("echo__echo", {"text": f"{mode} {i}"}))
+                    text = tool_text(await client.call_tool("echo__echo", {"text": f"{mode} {i}"}))
                     results[mode].append((client.protocol_version, text))
             except Exception as exc:  # collected so that one era's failure does not hide the other's result
                 failures[mode].append(exc)
@@ -231,34 +139,36 @@ async def test_api_key_auth(echo_config: Path) -> None:
         running_proxy(echo_config, "--require-api-auth", "--http-api-key", KEY1, "--http-api-key", KEY2) as url,
         httpx2.AsyncClient(base_url=url, timeout=30) as client,
     ):
-        _assert_unauthorized(await _initialize(client))
-        _assert_unauthorized(await _initialize(client, Authorization="Bearer wrong-key"))
-        _assert_unauthorized(await _initialize(client, **{"X-Api-Key": "wrong-key"}))
-        _assert_unauthorized(await _initialize(client, "/"))
-        batch = [INITIALIZE, _call("batched")]
+        _assert_unauthorized(await initialize(client))
+        _assert_unauthorized(await initialize(client, Authorization="Bearer wrong-key"))
+        _assert_unauthorized(await initialize(client, **{"X-Api-Key": "wrong-key"}))
+        _assert_unauthorized(await initialize(client, "/"))
+        batch = [INITIALIZE, call_request("batched")]
         _assert_unauthorized(await client.post("/mcp", json=batch, headers=HEADERS))
 
-        ok = await _initialize(client, **{"X-Api-Key": KEY1})
+        ok = await initialize(client, **{"X-Api-Key": KEY1})
         assert ok.status_code == 200, ok.text
-        lower = await _initialize(client, authorization=f"bearer {KEY1}")
+        lower = await initialize(client, authorization=f"bearer {KEY1}")
         assert lower.status_code == 200, lower.text
-        root = await _initialize(client, "/", Authorization=f"Bearer {KEY2}")
+        root = await initialize(client, "/", Authorization=f"Bearer {KEY2}")
         assert root.status_code == 200, root.text
 
         # A session created with KEY1 is not usable with KEY2, even though KEY2 is a valid key.
-        hijack = await client.post("/mcp", json=_call("hijacked"), headers=_session_headers(ok, **{"X-Api-Key": KEY2}))
+        hijack = await client.post(
+            "/mcp", json=call_request("hijacked"), headers=session_headers(ok, **{"X-Api-Key": KEY2})
+        )
         assert hijack.status_code == 404, hijack.text
         assert "hijacked" not in hijack.text
         # …and without any key the request does not get past auth.
-        _assert_unauthorized(await client.post("/mcp", json=_call("anonymous"), headers=_session_headers(ok)))
+        _assert_unauthorized(await client.post("/mcp", json=call_request("anonymous"), headers=session_headers(ok)))
 
         # The owner's key still works on the same session.
-        owner = _session_headers(ok, **{"X-Api-Key": KEY1})
+        owner = session_headers(ok, **{"X-Api-Key": KEY1})
         notified = await client.post(
             "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=owner
         )
         assert notified.status_code == 202, notified.text
-        called = await client.post("/mcp", json=_call("owner"), headers=owner)
+        called = await client.post("/mcp", json=call_request("owner"), headers=owner)
         assert called.status_code == 200, called.text
         assert "owner" in called.text
 
@@ -271,8 +181,8 @@ async def test_api_key_auth(echo_config: Path) -> None:
 
 async def test_health_counts_sessions_delete_ends_one_and_oversized_bodies_are_refused(echo_config: Path) -> None:
     async with running_proxy(echo_config) as url, httpx2.AsyncClient(base_url=url, timeout=30) as client:
-        first = await _initialize(client)
-        second = await _initialize(client)
+        first = await initialize(client)
+        second = await initialize(client)
         assert first.status_code == second.status_code == 200
         assert first.headers["mcp-session-id"] != second.headers["mcp-session-id"]
 
@@ -280,17 +190,17 @@ async def test_health_counts_sessions_delete_ends_one_and_oversized_bodies_are_r
         assert health["sessions"] >= 2, health
         assert health["maxSessions"] > 0
 
-        deleted = await client.delete("/mcp", headers=_session_headers(first))
+        deleted = await client.delete("/mcp", headers=session_headers(first))
         assert deleted.status_code in (200, 204), deleted.text
-        after = await client.post("/mcp", json=_call("after delete"), headers=_session_headers(first))
+        after = await client.post("/mcp", json=call_request("after delete"), headers=session_headers(first))
         assert after.status_code == 404, after.text
         still = await client.post(
-            "/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers=_session_headers(second)
+            "/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers=session_headers(second)
         )
         assert still.status_code == 200, still.text
 
-        # 5 MiB declared. The proxy answers from Content-Length and closes without reading the body, so a client
-        # that insists on uploading everything first (httpx) sees a reset; send only a prefix and read the answer.
+        # 5 MiB declared but only a prefix sent: once the client pauses, the proxy stops waiting for the rest and
+        # answers from Content-Length (a client uploading the whole body: tests/http/test_http_edges.py).
         prefix = b'{"jsonrpc":"2.0","id":9,"method":"ping","params":{"pad":"' + b"x" * 65536
         status, body = await _raw_post(url, "/mcp", 5 * 1024 * 1024, prefix)
         assert status == 413, body
@@ -323,7 +233,7 @@ async def test_stateless_mode_serves_concurrent_clients_without_sessions(echo_co
                     tg.start_soon(one, i)
 
         async with httpx2.AsyncClient(base_url=url, timeout=30) as client:
-            raw = await _initialize(client)
+            raw = await initialize(client)
             assert raw.status_code == 200, raw.text
             assert "mcp-session-id" not in raw.headers
             health = (await client.get("/health")).json()

@@ -337,7 +337,7 @@ async def test_discovering_all_servers_reports_each_one(config: Path, data_dir: 
             response = await client.post("/api/discover/all", json={"force_refresh": True})
     assert response.status_code == 200
     message = response.json()["message"]
-    assert "echo: 17 tools, 1 prompt, 1 resource, 1 resource template" in message
+    assert "echo: 18 tools, 1 prompt, 1 resource, 1 resource template" in message
 
 
 async def test_discovering_one_server_by_uuid(config: Path, data_dir: Path):
@@ -347,7 +347,7 @@ async def test_discovering_one_server_by_uuid(config: Path, data_dir: Path):
             [server] = await get_json(client, "/api/mcp-servers")
             response = await client.post(f"/api/discover/{server['uuid']}")
     assert response.status_code == 200
-    assert "echo: 17 tools" in response.json()["message"]
+    assert "echo: 18 tools" in response.json()["message"]
 
 
 async def test_discovering_a_target_that_is_neither_all_nor_a_uuid_is_400(config: Path, data_dir: Path):

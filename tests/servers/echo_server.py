@@ -14,8 +14,10 @@ Run from the repository root, over stdio:
 Environment switches, read once at start:
 
 - `ECHO_EXIT_AT_START=1`: write one line to stderr and exit with status 3 before serving.
+- `ECHO_EXIT_IF_EXISTS=PATH`: the same, but only while PATH exists (a server that breaks, then heals).
 - `ECHO_START_MARKER=PATH`: append this process's id to PATH at start.
 - `ECHO_JUNK_STDOUT=1`: write a non-JSON line to fd 1 before the protocol starts, then serve normally.
+- `ECHO_TOOL_DESCRIPTION=TEXT`: describe the `echo` tool with TEXT (a server that rewrote its tool).
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ class EchoBehaviour:
             _ToolEntry(
                 types.Tool(
                     name="echo",
-                    description="Return the text unchanged, also as structured content.",
+                    description=os.environ.get(
+                        "ECHO_TOOL_DESCRIPTION", "Return the text unchanged, also as structured content."
+                    ),
                     input_schema=text_schema,
                     output_schema=text_schema,
                     annotations=ro,
@@ -126,6 +130,9 @@ class EchoBehaviour:
                 "slow", "Report progress for each step, then finish.", self.slow, steps="integer", delay="number"
             ),
             self._entry("sleep", "Sleep for the given seconds.", self.sleep, ("seconds",), seconds="number"),
+            self._entry(
+                "nap", "Sleep for the given seconds; changes nothing.", self.sleep, ("seconds",), ro, seconds="number"
+            ),
             self._entry("crash", "Kill this server process at once.", self.crash),
             self._entry("pid", "Return this server's process id.", self.pid, annotations=ro),
             self._entry("whoami", "Return this server's name.", self.whoami, annotations=ro),
@@ -380,8 +387,12 @@ async def serve_stdio(server: Server[Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="echo_server: %(levelname)s %(message)s")
-    if os.environ.get("ECHO_EXIT_AT_START") == "1":
-        sys.stderr.write("echo_server: exiting at start because ECHO_EXIT_AT_START=1\n")
+    broken = os.environ.get("ECHO_EXIT_IF_EXISTS")
+    reason = "ECHO_EXIT_AT_START=1" if os.environ.get("ECHO_EXIT_AT_START") == "1" else None
+    if broken and os.path.exists(broken):
+        reason = "the file ECHO_EXIT_IF_EXISTS names exists"
+    if reason:
+        sys.stderr.write(f"echo_server: exiting at start because {reason}\n")
         sys.stderr.flush()
         sys.exit(3)
     if marker := os.environ.get("ECHO_START_MARKER"):
