@@ -12,16 +12,18 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
-from jsonschema import Draft7Validator, FormatChecker
 
 from pluggedin_proxy.builtins import clipboard, discovery, documents, knowledge, memory, notifications, setup
 from pluggedin_proxy.builtins.base import BuiltinHost, BuiltinTool, InvalidArguments, ToolCall, ToolFailure
 from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Activity
 from pluggedin_proxy.errors import CatalogAuthError, CatalogUnavailable
+
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator
 
 __all__ = ["ALL_TOOLS", "Builtins"]
 
@@ -36,11 +38,6 @@ ALL_TOOLS: tuple[BuiltinTool, ...] = (
     *clipboard.TOOLS,
     *memory.TOOLS,
 )
-
-
-# Draft 7 knows no `uuid` format; the App refuses malformed ones, so refuse them before calling it.
-FORMATS = FormatChecker(formats=())
-FORMATS.checks("uuid")(lambda value: not isinstance(value, str) or _is_uuid(value))
 
 
 def _is_uuid(value: str) -> bool:
@@ -58,9 +55,8 @@ class Builtins:
         self.host = host
         self.app = app
         self._tools: Mapping[str, BuiltinTool] = {tool.name: tool for tool in tools}
-        self._validators = {
-            tool.name: Draft7Validator(dict(tool.input_schema), format_checker=FORMATS) for tool in tools
-        }
+        self._validators: dict[str, Draft7Validator] = {}
+        """Built on a tool's first call: `jsonschema` costs a tenth of a second to import, at every start."""
         if host.mode == "app":
             listed = [t for t in tools if t.name != setup.SETUP.name]
         elif host.mode == "local":
@@ -69,6 +65,17 @@ class Builtins:
             listed = list(tools)
         self.listed: tuple[dict[str, Any], ...] = tuple(t.wire for t in listed)
         """The listed tools as `tools/list` sends them."""
+
+    def _validator(self, tool: BuiltinTool) -> Draft7Validator:
+        validator = self._validators.get(tool.name)
+        if validator is None:
+            from jsonschema import Draft7Validator, FormatChecker
+
+            # Draft 7 knows no `uuid` format; the App refuses malformed ones, so refuse them before calling it.
+            formats = FormatChecker(formats=())
+            formats.checks("uuid")(lambda value: not isinstance(value, str) or _is_uuid(value))
+            validator = self._validators[tool.name] = Draft7Validator(dict(tool.input_schema), format_checker=formats)
+        return validator
 
     def schema(self, name: str) -> Mapping[str, Any] | None:
         """The input schema of built-in `name`, or None."""
@@ -84,7 +91,7 @@ class Builtins:
         if tool.needs_app and self.app is None:
             return _error(setup.guidance_for(tool.name, self.host.mode))
         args = dict(arguments or {})
-        problems = sorted(self._validators[name].iter_errors(args), key=lambda e: list(e.absolute_path))
+        problems = sorted(self._validator(tool).iter_errors(args), key=lambda e: list(e.absolute_path))
         if problems:
             # Refused before anything ran: not an activity (the App would raise an alert for it).
             return _error(f"Invalid arguments for {name}: " + "; ".join(_describe(p) for p in problems[:5]))

@@ -14,6 +14,7 @@ JSON-RPC 2.0 asks. When stdin closes, the requests already read are still answer
 from __future__ import annotations
 
 import collections
+import fcntl
 import json
 import logging
 import os
@@ -47,12 +48,13 @@ _TOO_DEEP = object()
 
 async def serve_stdio(proxy: Proxy) -> None:
     """Serve `proxy` on this process's stdin and stdout until stdin closes."""
-    with _RecordedLines(0) as stdin:
-        await _serve(proxy, stdin)
+    with _RecordedLines(0) as stdin, _Wire(1) as stdout:
+        await _serve(proxy, stdin, stdout)
 
 
-async def _serve(proxy: Proxy, stdin: _RecordedLines) -> None:
-    async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]  # an async line iterator
+async def _serve(proxy: Proxy, stdin: _RecordedLines, stdout: _Wire) -> None:
+    # Both are async files to the SDK: an async line iterator, and `write`/`flush`.
+    async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
         send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         pending = _Pending(write)
         async with anyio.create_task_group() as tg:
@@ -156,6 +158,43 @@ class _RecordedLines:
             except BlockingIOError:
                 continue
         return await anyio.to_thread.run_sync(os.read, self._fd, STDIN_CHUNK, abandon_on_cancel=True)
+
+
+class _Wire:
+    """stdout for the protocol alone, written without a worker thread.
+
+    While serving, fd 1 points at stderr, so a stray `print` or a library's chatter can never
+    corrupt the wire; the protocol goes to a private duplicate of the original stdout, written in
+    non-blocking mode (waiting on the descriptor when the pipe is full) rather than through a
+    thread per message as the SDK's default does. Leaving restores fd 1.
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        self._fd = fd
+        self._wire = -1
+
+    def __enter__(self) -> _Wire:
+        self._wire = fcntl.fcntl(self._fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        os.dup2(2, self._fd)
+        self._was_blocking = os.get_blocking(self._wire)
+        os.set_blocking(self._wire, False)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.set_blocking(self._wire, self._was_blocking)
+        os.dup2(self._wire, self._fd)
+        os.close(self._wire)
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode())
+        while data:
+            try:
+                data = data[os.write(self._wire, data) :]
+            except BlockingIOError:
+                await anyio.wait_writable(self._wire)
+
+    async def flush(self) -> None:
+        """Nothing is buffered."""
 
 
 async def _answer_bad_lines(

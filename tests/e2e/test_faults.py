@@ -79,7 +79,7 @@ class TestKilledMidCall:
 
 class TestTimeouts:
     async def test_a_hanging_server_times_out_while_the_others_keep_answering(self, write_config: Any) -> None:
-        config = write_config({"stuck": {**echo_server("stuck"), "timeout": 2}, "echo": echo_server()})
+        config = write_config({"stuck": {**echo_server("stuck"), "timeout": 6}, "echo": echo_server()})
         async with proxy_session(config) as session:
             await _pid(session, "stuck")
             hung = anyio.Event()
@@ -98,19 +98,19 @@ class TestTimeouts:
                 # Answered while the other server's call is still waiting for its timeout.
                 assert _text(await session.call_tool("echo__echo", {"text": "free"})) == "free"
                 assert not hung.is_set()
-                with anyio.fail_after(20):
+                with anyio.fail_after(30):
                     await hung.wait()
             (error,) = outcome
             assert isinstance(error, MCPError)
-            assert "did not answer within 2 s" in error.error.message
+            assert "did not answer within 6 s" in error.error.message
             assert error.error.data == {"server": "stuck", "retryable": True}
 
     async def test_progress_restarts_the_clock(self, write_config: Any) -> None:
-        config = write_config({"echo": {**echo_server(), "timeout": 1}})
+        config = write_config({"echo": {**echo_server(), "timeout": 3}})
         async with proxy_session(config) as session:
-            # Four steps 0.6 s apart: 2.4 s in all, but never a second without progress.
-            result = await session.call_tool("echo__slow", {"steps": 4, "delay": 0.6})
-        assert _text(result) == "done after 4 steps"
+            # Five steps a second apart: 5 s in all, but never 3 s without progress.
+            result = await session.call_tool("echo__slow", {"steps": 5, "delay": 1.0})
+        assert _text(result) == "done after 5 steps"
 
 
 class TestCircuitBreaker:
