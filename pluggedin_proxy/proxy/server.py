@@ -159,6 +159,7 @@ class Proxy:
         self.builtins = Builtins(self, app)
         self._builtin_tools = tuple(types.Tool.model_validate(t) for t in self.builtins.listed)
         self._tool_page: tuple[int, tuple[types.Tool, ...]] | None = None
+        self._tool_json: tuple[tuple[types.Tool, ...], list[dict[str, Any]]] | None = None
         self.server = self._build_server()
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -224,10 +225,19 @@ class Proxy:
 
     # Lists
 
-    async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
-        # A typed result: the SDK adds what each protocol era needs (2026-07-28 cache hints, resultType).
-        page, cursor = _paginate(await self._all_tools(), params)
-        return types.ListToolsResult(tools=page, next_cursor=cursor)
+    async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult | dict[str, Any]:
+        tools = await self._all_tools()
+        if is_modern(ctx):
+            # A typed result: the SDK adds the 2026 era's cache hints and `resultType` to those only.
+            page, cursor = _paginate(tools, params)
+            return types.ListToolsResult(tools=page, next_cursor=cursor)
+        # The handshake era takes the tools as JSON, made once per catalog version rather than per request.
+        cached = self._tool_json
+        if cached is None or cached[0] is not tools:
+            as_json = [tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in tools]
+            cached = self._tool_json = (tools, as_json)
+        page_json, cursor = _paginate(cached[1], params)
+        return {"tools": page_json, "nextCursor": cursor} if cursor else {"tools": page_json}
 
     async def _all_tools(self) -> tuple[types.Tool, ...]:
         """The built-ins, then every server's tools, as sent; rebuilt only when the catalog changed."""
