@@ -561,7 +561,6 @@ def _settings(
         config_path=path,
         credentials=credentials,
         mode=mode,
-        config_explicit=explicit,
         prefix=not no_prefix,
         **options,
     )

@@ -162,15 +162,23 @@ async def serve_http(settings: Settings) -> None:
     from pluggedin_proxy.http import HttpOptions, create_http_app
 
     keys = list(settings.http_api_keys)
+    # Keys given for HTTP clients are meant to be checked, with or without --require-api-auth.
+    require = settings.require_api_auth or bool(keys)
     if settings.require_api_auth and settings.credentials.api_key is not None:
         keys.append(settings.credentials.api_key.get_secret_value())
-    if settings.require_api_auth and not keys:
+    if require and not keys:
         raise ConfigError("--require-api-auth needs a key to check: a plugged.in API key or --http-api-key")
+    if not require and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning(
+            "serving %s without authentication: anyone who can reach this port can use every server "
+            "(add --require-api-auth or --http-api-key)",
+            settings.host,
+        )
     options = HttpOptions(
         host=settings.host,
         stateless=settings.stateless,
         json_response=settings.json_response,
-        api_keys=keys if settings.require_api_auth else (),
+        api_keys=keys if require else (),
         cors_origins=settings.cors_origins,
         rate_limit=settings.http_rate_limit,
         session_idle_timeout=settings.session_timeout,
@@ -314,7 +322,7 @@ async def call_tool(
             result = await upstream.session.send_request(
                 types.CallToolRequest(params=types.CallToolRequestParams(name=route.name, arguments=arguments)),
                 types.CallToolResult,
-                request_read_timeout_seconds=route.server.timeout,
+                request_read_timeout_seconds=route.server.timeout or settings.call_timeout,
             )
         except MCPError as exc:
             raise ProxyError(f"the server answered with error {exc.code}: {exc.error.message}") from exc

@@ -25,8 +25,6 @@ class Settings:
     """The local catalog file (`mcpServers` format)."""
     credentials: Credentials
     mode: Mode = "local"
-    config_explicit: bool = False
-    """Whether `--config` or `$PLUGGEDIN_CONFIG` named the file (so a missing file is an error)."""
     transport: Literal["stdio", "streamable-http"] = "stdio"
     host: str = "127.0.0.1"
     port: int = 12006

@@ -115,7 +115,6 @@ class Upstream:
     tail: StderrTail
     negotiated: types.InitializeResult | types.DiscoverResult
     """What the upstream answered to `initialize` (handshake era) or `server/discover` (2026 era)."""
-    started_at: float = field(default_factory=time.monotonic)
     inflight: list[Any] = field(default_factory=list)
     """Downstream requests currently waiting on this upstream; owned by the proxy layer."""
     listed: bool = False

@@ -34,8 +34,6 @@ pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX; Windows uses Job Objects"),
 ]
 
-# TODO(pool wiring): remove once `UpstreamPool` owns a `ChildReaper` and passes it to `open_transport`.
-
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)/mcp")
 STARTUP_TIMEOUT = 60.0
 HELLO = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}

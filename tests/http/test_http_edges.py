@@ -131,6 +131,16 @@ class TestHostCheck:
                 assert (await client.get(path)).status_code == 200, path
 
 
+class TestKeysAlone:
+    async def test_giving_http_api_keys_turns_the_check_on(self, echo_config: Path) -> None:
+        async with (
+            running_proxy(echo_config, "--http-api-key", KEY1) as url,
+            httpx2.AsyncClient(base_url=url, timeout=30) as client,
+        ):
+            assert (await initialize(client)).status_code == 401
+            assert (await initialize(client, **{"X-Api-Key": KEY1})).status_code == 200
+
+
 class TestCorsPreflight:
     async def test_an_allowed_origin_gets_cors_headers_and_another_does_not(self, echo_config: Path) -> None:
         """With `--cors-origin`, a preflight from that origin is allowed; from any other origin, it is not."""
