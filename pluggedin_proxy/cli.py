@@ -656,8 +656,43 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _start_servers_early(argv: list[str]) -> None:
+    """Start a small local config's stdio servers before the heavy imports (see `upstream/child.py`).
+
+    Only for the serving command with a local config it is sure of: not with an API key (the App names the
+    servers), nor with a command allow-list (checked later, by the pool), nor for a sub-command.
+    """
+    if sys.platform == "win32" or (argv and not argv[0].startswith("-")):
+        return
+    names = {token.split("=", 1)[0] for token in argv}
+    if names & {"--help", "--version", "--pluggedin-api-key", "--allow-command"}:
+        return
+    if os.environ.get("PLUGGEDIN_ALLOW_COMMANDS"):
+        return
+    config: str | None = None
+    for i, token in enumerate(argv):
+        if token in ("--config", "-c") and i + 1 < len(argv):
+            config = argv[i + 1]
+        elif token.startswith("--config="):
+            config = token.split("=", 1)[1]
+    if config is None and not os.environ.get("PLUGGEDIN_CONFIG") and os.environ.get("PLUGGEDIN_API_KEY"):
+        return  # App mode
+    from pluggedin_proxy.catalog.config import default_config_path, load_config
+    from pluggedin_proxy.upstream.child import prestart
+
+    path = Path(config).expanduser() if config else default_config_path()
+    try:
+        # Without an explicit config, a key stored by `login` would still mean App mode; then these early
+        # processes are not adopted and are stopped, a small waste next to looking in the keyring now.
+        specs = load_config(path) if path.is_file() else []
+    except Exception:  # the command reports a bad config properly; this is only a head start
+        return
+    prestart(specs)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _start_servers_early(sys.argv[1:])
     from pluggedin_proxy.errors import ProxyError
 
     # Shared with the command through click's context object, so errors are masked like its log lines.

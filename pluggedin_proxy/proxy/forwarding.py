@@ -50,11 +50,23 @@ from pluggedin_proxy.upstream.policy import UpstreamPolicy
 from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, MODERN, Profile, Upstream, UpstreamPool
 from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["Downstreams", "Forwarder", "clean_meta", "client_of", "is_modern", "profile_of", "to_mcp_error"]
+__all__ = [
+    "Caller",
+    "Downstreams",
+    "Forwarder",
+    "clean_meta",
+    "client_of",
+    "handshake_profile",
+    "is_modern",
+    "profile_of",
+    "strip_server_info",
+    "to_mcp_error",
+]
 
 logger = logging.getLogger(__name__)
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
+T = TypeVar("T")
 
 # Connection-level keys the upstream session sets itself; forwarding ours would mislead it.
 _CONNECTION_META_KEYS = frozenset(
@@ -114,7 +126,11 @@ def profile_of(ctx: ServerRequestContext[Any]) -> Profile:
     """
     if is_modern(ctx):
         return _MODERN_PROFILE  # capabilities travel with each request (see `Forwarder.send`)
-    caps = ctx.session.client_capabilities
+    return handshake_profile(ctx.session.client_capabilities)
+
+
+def handshake_profile(caps: types.ClientCapabilities | None) -> Profile:
+    """The handshake-era profile mirroring a client's declared capabilities (sampling, elicitation, roots)."""
     if caps is None:
         return frozenset()
     offered = {"sampling": caps.sampling, "elicitation": caps.elicitation, "roots": caps.roots}
@@ -202,8 +218,13 @@ class Forwarder:
     async def upstream(self, ctx: ServerRequestContext[Any], server: ServerSpec) -> Upstream:
         """The upstream session that serves `ctx`'s requests to `server`, connecting if needed."""
         # A 2026-era request has no session to keep a per-client upstream for; it shares.
-        client = _connection_of(ctx.session) if server.isolation == "per-client" and not is_modern(ctx) else None
-        upstream = await self.pool.get(server, profile_of(ctx), client)
+        client = _connection_of(ctx.session) if not is_modern(ctx) else None
+        return await self.connect(server, profile_of(ctx), client)
+
+    async def connect(self, server: ServerSpec, profile: Profile, client: Any = None) -> Upstream:
+        """The upstream session to `server` for `profile` (and `client`'s own if per-client), connecting if needed."""
+        client = client if server.isolation == "per-client" else None
+        upstream = await self.pool.get(server, profile, client)
         if upstream not in self._seen:
             self._seen.add(upstream)
             if self.log_level is not None and _takes_log_level(upstream):
@@ -221,12 +242,42 @@ class Forwarder:
         *,
         retry_safe: bool = True,
     ) -> ResultT:
-        """Send `request` to `server` on behalf of the downstream request `ctx`.
+        """Send `request` to `server` on behalf of the downstream request `ctx` (see `forward`)."""
 
-        At most the server's cap of calls is in flight at once; others queue. If the connection dies
-        while the request is open, the request is sent once more to a fresh session when that is
-        safe (`retry_safe`: it only reads, or its tool says it is read-only or idempotent); otherwise
-        the client is told the server restarted and the request may or may not have taken effect.
+        async def transmit(upstream: Upstream, progress: ProgressFnT) -> ResultT:
+            sent = _declaring_capabilities(request, ctx) if upstream.modern else request
+            return strip_server_info(await self.request(upstream, sent, result_type, progress))
+
+        client = _connection_of(ctx.session) if not is_modern(ctx) else None
+        caller = Caller(ctx.session, ctx.request_id)
+        return await self.forward(
+            caller,
+            server,
+            profile_of(ctx),
+            client,
+            transmit,
+            retry_safe=retry_safe,
+            progress=ctx.session.report_progress,
+        )
+
+    async def forward(
+        self,
+        caller: Caller,
+        server: ServerSpec,
+        profile: Profile,
+        client: Any,
+        transmit: Callable[[Upstream, ProgressFnT], Awaitable[T]],
+        *,
+        retry_safe: bool,
+        progress: ProgressFnT,
+    ) -> T:
+        """Have `transmit` send `caller`'s request to `server` on the right upstream session; return its answer.
+
+        At most the server's cap of calls is in flight at once; others queue. Progress from the
+        upstream goes to `progress` and restarts the call's timeout. If the connection dies while the
+        request is open, the request is sent once more to a fresh session when that is safe
+        (`retry_safe`: it only reads, or its tool says it is read-only or idempotent); otherwise the
+        client is told the server restarted and the request may or may not have taken effect.
 
         Raises:
             UpstreamGone: the connection died and the request was not (or could not be) retried.
@@ -235,7 +286,7 @@ class Forwarder:
         """
         async with self.pool.gate(server).slot():
             try:
-                return await self._send_once(ctx, server, request, result_type)
+                return await self._forward_once(caller, server, profile, client, transmit, progress)
             except UpstreamGone as exc:
                 if not retry_safe:
                     raise UpstreamGone(
@@ -244,22 +295,19 @@ class Forwarder:
                         server_name=server.name,
                     ) from exc
                 logger.info("sending the request again to a fresh session of %r", server.name)
-                return await self._send_once(ctx, server, request, result_type)
+                return await self._forward_once(caller, server, profile, client, transmit, progress)
 
-    async def _send_once(
+    async def _forward_once(
         self,
-        ctx: ServerRequestContext[Any],
+        caller: Caller,
         server: ServerSpec,
-        request: Any,
-        result_type: TypeAdapter[ResultT] | type[ResultT],
-    ) -> ResultT:
-        upstream = await self.upstream(ctx, server)
-        if upstream.modern:
-            request = _declaring_capabilities(request, ctx)
-        caller = Caller(ctx.session, ctx.request_id)
-        session = ctx.session
+        profile: Profile,
+        client: Any,
+        transmit: Callable[[Upstream, ProgressFnT], Awaitable[T]],
+        relay: ProgressFnT,
+    ) -> T:
+        upstream = await self.connect(server, profile, client)
         timeout = server.timeout or self.call_timeout
-
         upstream.inflight.append(caller)
         try:
             # Progress restarts the clock: a slow tool that says it is working is not cut off.
@@ -267,9 +315,9 @@ class Forwarder:
 
                 async def report(progress: float, total: float | None, message: str | None) -> None:
                     clock.deadline = anyio.current_time() + timeout
-                    await session.report_progress(progress, total, message)
+                    await relay(progress, total, message)
 
-                result = await self._request(upstream, request, result_type, report)
+                result = await transmit(upstream, report)
             if clock.cancelled_caught:
                 raise self._timed_out(upstream, timeout)
         except MCPError as exc:
@@ -288,11 +336,12 @@ class Forwarder:
             upstream.last_used = time.monotonic()
         if upstream.supervisor is not None:
             upstream.supervisor.succeeded()
-        return strip_server_info(result)
+        return result
 
-    async def _request(
+    async def request(
         self, upstream: Upstream, request: Any, result_type: TypeAdapter[ResultT] | type[ResultT], report: ProgressFnT
     ) -> ResultT:
+        """Send `request` on `upstream`'s SDK session (once more after listing tools if a 2026 server asks)."""
         try:
             return await upstream.session.send_request(request, result_type, progress_callback=report)
         except MCPError as exc:

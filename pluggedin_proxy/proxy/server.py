@@ -24,10 +24,12 @@ import anyio.abc
 import mcp_types as types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ListenHandler
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ServerEvent, ToolsListChanged
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from pluggedin_proxy import __version__
 from pluggedin_proxy.builtins import Builtins
@@ -48,12 +50,15 @@ from pluggedin_proxy.naming import SEPARATOR
 from pluggedin_proxy.proxy import instructions
 from pluggedin_proxy.proxy.forwarding import (
     DEFAULT_CALL_TIMEOUT,
+    Caller,
     Downstreams,
     Forwarder,
     clean_meta,
     client_of,
+    handshake_profile,
     is_modern,
     profile_of,
+    strip_server_info,
     to_mcp_error,
 )
 from pluggedin_proxy.proxy.limits import SlidingWindow
@@ -300,14 +305,7 @@ class Proxy:
     # Requests routed to one upstream
 
     async def call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
-        wait = self.rate_limit.acquire(client_of(ctx))
-        if wait is not None:
-            raise MCPError(
-                RATE_LIMITED,
-                f"Rate limit exceeded: at most {self.rate_limit.limit} tool calls per minute per session; "
-                f"try again in {max(1, round(wait))} s.",
-                data={"retryAfter": max(1, round(wait))},
-            )
+        self._check_rate(client_of(ctx))
         if params.name in self.builtins:
             return await self.builtins.call(params.name, params.arguments)
         route = await self.router.tool(params.name)
@@ -321,6 +319,118 @@ class Proxy:
             ),
         )
         return self.results.fit(result, params.name) if isinstance(result, types.CallToolResult) else result
+
+    async def call_tool_json(
+        self, session: ServerSession, request_id: types.RequestId, params: dict[str, Any], progress: ProgressFnT | None
+    ) -> dict[str, Any]:
+        """`call_tool` for a handshake-era client whose request is held as JSON (see `passthrough.py`).
+
+        The same checks, routing, limits and records as `call_tool`, but a stdio upstream gets the
+        arguments as they came and its result goes back as it came (only its `serverInfo` stamp
+        removed, and cut if oversized). `progress` is set when the client asked for progress.
+
+        Raises:
+            MCPError: as `call_tool` would answer.
+        """
+        started = time.monotonic()
+        failure: Failure | None = "cancelled"
+        try:
+            result = await self._call_tool_json(session, request_id, params, progress)
+            failure = "tool" if result.get("isError") is True else None
+            return result
+        except Exception as exc:
+            failure = "jsonrpc"
+            raise to_mcp_error(exc) from exc
+        finally:
+            self.metrics.request("tools/call", time.monotonic() - started, failure)
+
+    async def _call_tool_json(
+        self, session: ServerSession, request_id: types.RequestId, params: dict[str, Any], progress: ProgressFnT | None
+    ) -> dict[str, Any]:
+        self._check_rate(getattr(session, "_connection", None) or session)
+        name = params["name"]
+        if name in self.builtins:
+            builtin = await self.builtins.call(name, params.get("arguments"))
+            return builtin.model_dump(by_alias=True, mode="json", exclude_none=True)
+        route = await self.router.tool(name)
+        upstream_params = {key: value for key, value in params.items() if key != "_meta"}
+        upstream_params["name"] = route.name
+        if meta := clean_meta(params.get("_meta")):
+            upstream_params["_meta"] = meta
+
+        async def transmit(upstream: Upstream, report: ProgressFnT) -> dict[str, Any]:
+            if upstream.lane is None or upstream.modern:
+                # An HTTP or SSE upstream: through its SDK session, as `call_tool` does.
+                request = types.CallToolRequest(params=types.CallToolRequestParams.model_validate(upstream_params))
+                sent = strip_server_info(await self.forwarder.request(upstream, request, _CALL_TOOL_RESULT, report))
+                if isinstance(sent, types.CallToolResult):
+                    sent = self.results.fit(sent, name)
+                return sent.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+            async def relay(note: dict[str, Any]) -> None:
+                await report(note.get("progress", 0), note.get("total"), note.get("message"))
+
+            answer, size = await upstream.lane.request("tools/call", upstream_params, relay if progress else None)
+            return self._tool_result_json(answer, size, name, route)
+
+        caller = Caller(session, None)  # a stdio connection: server-to-client requests need no related id
+        result: dict[str, Any] = await self._recorded(
+            "tool_call",
+            route,
+            self.forwarder.forward(
+                caller,
+                route.server,
+                handshake_profile(session.client_capabilities),
+                getattr(session, "_connection", None),
+                transmit,
+                retry_safe=self._retry_safe(name),
+                progress=progress or _no_progress,
+            ),
+        )
+        return result
+
+    def _tool_result_json(self, answer: dict[str, Any], size: int, name: str, route: Route) -> dict[str, Any]:
+        """The `result` of an upstream's JSON answer to `tools/call`, checked, unstamped and cut to size."""
+        if "result" not in answer:
+            error = answer.get("error")
+            try:
+                data = types.ErrorData.model_validate(error)
+            except ValidationError:
+                raise MCPError(
+                    types.INTERNAL_ERROR, f"server {route.server.name!r} answered with a malformed error"
+                ) from None
+            raise MCPError(data.code, data.message, data.data)
+        result: dict[str, Any] = answer["result"]
+        if not isinstance(result, dict) or not isinstance(result.get("content"), list):
+            try:
+                result = _CALL_TOOL_RESULT.validate_python(result).model_dump(
+                    by_alias=True, mode="json", exclude_none=True
+                )
+            except ValidationError:
+                raise MCPError(
+                    types.INTERNAL_ERROR, f"server {route.server.name!r} answered with an invalid tool result"
+                ) from None
+        meta = result.get("_meta")
+        if isinstance(meta, dict) and types.SERVER_INFO_META_KEY in meta:
+            result = {**result, "_meta": {k: v for k, v in meta.items() if k != types.SERVER_INFO_META_KEY}}
+            if not result["_meta"]:
+                del result["_meta"]
+        if self.results.limit and size > self.results.limit:
+            typed = types.CallToolResult.model_validate(result)
+            fitted = self.results.fit(typed, name)
+            if fitted is not typed:
+                result = fitted.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return result
+
+    def _check_rate(self, client: Any) -> None:
+        wait = self.rate_limit.acquire(client)
+        if wait is not None:
+            raise MCPError(
+                RATE_LIMITED,
+                f"Rate limit exceeded: at most {self.rate_limit.limit} tool calls per minute per session; "
+                f"try again in {max(1, round(wait))} s.",
+                data={"retryAfter": max(1, round(wait))},
+            )
 
     async def get_prompt(self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> Any:
         if params.name == CAPABILITIES.name:
@@ -380,7 +490,7 @@ class Proxy:
             raise
         else:
             failure = None
-            if getattr(result, "is_error", False):
+            if getattr(result, "is_error", False) or (isinstance(result, dict) and result.get("isError") is True):
                 error, failure = "the tool reported an error", "tool"
             return result
         finally:
@@ -501,6 +611,10 @@ class Proxy:
                 await getattr(session, f"send_{kind.removesuffix('s')}_list_changed")()
 
         await self.downstreams.broadcast(send)
+
+
+async def _no_progress(progress: float, total: float | None, message: str | None) -> None:
+    """Progress for a request that did not ask for it: dropped."""
 
 
 def _paginate(items: Sequence[ItemT], params: Any) -> tuple[list[ItemT], str | None]:

@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -28,6 +29,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from pluggedin_proxy.proxy.passthrough import Passthrough
 from pluggedin_proxy.proxy.server import Proxy
 
 __all__ = ["serve_stdio"]
@@ -58,6 +60,8 @@ async def _serve(proxy: Proxy, stdin: _RecordedLines, stdout: _Wire) -> None:
         send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         pending = _Pending(write)
         async with anyio.create_task_group() as tg:
+            passthrough = Passthrough(proxy, tg, stdout.write, on_request=pending.add, on_answered=pending.answered)
+            stdin.intercept = passthrough.offer
             tg.start_soon(_answer_bad_lines, read, send, pending, stdin.lines)
             await proxy.server.run(receive, pending, proxy.server.create_initialization_options())
             tg.cancel_scope.cancel()
@@ -80,12 +84,16 @@ class _Pending:
     async def drained(self) -> None:
         await self._idle.wait()
 
-    async def send(self, item: SessionMessage) -> None:
-        message = item.message
-        if self._ids and isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
-            self._ids.discard(message.id)
+    def answered(self, request_id: types.RequestId) -> None:
+        if self._ids:
+            self._ids.discard(request_id)
             if not self._ids:
                 self._idle.set()
+
+    async def send(self, item: SessionMessage) -> None:
+        message = item.message
+        if isinstance(message, types.JSONRPCResponse | types.JSONRPCError) and message.id is not None:
+            self.answered(message.id)
         await self._write.send(item)
 
     async def aclose(self) -> None:
@@ -115,6 +123,8 @@ class _RecordedLines:
         self._was_blocking = os.get_blocking(fd)
         self._pollable = True
         self.lines: collections.deque[str] = collections.deque()
+        self.intercept: Callable[[str], bool] | None = None
+        """Offered each line first; a line it takes (returns True for) never reaches the SDK."""
 
     def __enter__(self) -> _RecordedLines:
         os.set_blocking(self._fd, False)
@@ -127,6 +137,13 @@ class _RecordedLines:
         return self
 
     async def __anext__(self) -> str:
+        while True:
+            line = await self._next_line()
+            if self.intercept is None or not self.intercept(line):
+                self.lines.append(line)
+                return line
+
+    async def _next_line(self) -> str:
         while (end := self._buffer.find(b"\n", self._scanned)) < 0:
             self._scanned = len(self._buffer)
             if self._eof:
@@ -142,7 +159,6 @@ class _RecordedLines:
         line = self._buffer[:end].decode("utf-8", errors="replace")
         del self._buffer[: end + 1]
         self._scanned = 0
-        self.lines.append(line)
         return line
 
     async def _read(self) -> bytes:
@@ -172,6 +188,7 @@ class _Wire:
     def __init__(self, fd: int = 1) -> None:
         self._fd = fd
         self._wire = -1
+        self._lock = anyio.Lock(fast_acquire=True)  # one line at a time, should the pipe fill mid-line
 
     def __enter__(self) -> _Wire:
         self._wire = fcntl.fcntl(self._fd, fcntl.F_DUPFD_CLOEXEC, 3)
@@ -187,11 +204,12 @@ class _Wire:
 
     async def write(self, text: str) -> None:
         data = memoryview(text.encode())
-        while data:
-            try:
-                data = data[os.write(self._wire, data) :]
-            except BlockingIOError:
-                await anyio.wait_writable(self._wire)
+        async with self._lock:
+            while data:
+                try:
+                    data = data[os.write(self._wire, data) :]
+                except BlockingIOError:
+                    await anyio.wait_writable(self._wire)
 
     async def flush(self) -> None:
         """Nothing is buffered."""

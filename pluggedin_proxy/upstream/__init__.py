@@ -1,9 +1,30 @@
-"""Upstream MCP servers: how to describe, reach and keep them."""
+"""Upstream MCP servers: how to describe, reach and keep them.
 
-from pluggedin_proxy.upstream.connect import StderrTail, child_environment, open_transport
-from pluggedin_proxy.upstream.policy import UpstreamPolicy
-from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamHooks, UpstreamPool
-from pluggedin_proxy.upstream.spec import CustomInstructions, ServerSpec, Transport
+The members load on first use, so reading a config does not import the MCP SDK (see `cli.py`).
+"""
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from pluggedin_proxy.upstream.connect import StderrTail, child_environment, open_transport
+    from pluggedin_proxy.upstream.policy import UpstreamPolicy
+    from pluggedin_proxy.upstream.pool import Profile, Upstream, UpstreamHooks, UpstreamPool
+    from pluggedin_proxy.upstream.spec import CustomInstructions, ServerSpec, Transport
+
+_MEMBERS = {
+    "CustomInstructions": "pluggedin_proxy.upstream.spec",
+    "Profile": "pluggedin_proxy.upstream.pool",
+    "ServerSpec": "pluggedin_proxy.upstream.spec",
+    "StderrTail": "pluggedin_proxy.upstream.connect",
+    "Transport": "pluggedin_proxy.upstream.spec",
+    "Upstream": "pluggedin_proxy.upstream.pool",
+    "UpstreamHooks": "pluggedin_proxy.upstream.pool",
+    "UpstreamPolicy": "pluggedin_proxy.upstream.policy",
+    "UpstreamPool": "pluggedin_proxy.upstream.pool",
+    "child_environment": "pluggedin_proxy.upstream.connect",
+    "open_transport": "pluggedin_proxy.upstream.connect",
+}
 
 __all__ = [
     "CustomInstructions",
@@ -18,3 +39,14 @@ __all__ = [
     "child_environment",
     "open_transport",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _MEMBERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(_importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

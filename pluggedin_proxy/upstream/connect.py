@@ -1,19 +1,20 @@
 """Opening the transport to one upstream: stdio child, SSE or Streamable HTTP.
 
-`open_transport(spec, tail)` is an async context manager yielding the SDK's `(read, write)` streams.
+`open_transport(spec, tail)` is an async context manager yielding `Streams`, which unpack as the SDK's
+`(read, write)`.
 Given a `policy` (`upstream/policy.py`), it first refuses a server the policy forbids (a command
 not on the allowlist, a private address), and registers the server's secrets to be masked.
 
-stdio: the child is spawned by the SDK's `stdio_client` with no shell, in a new session (process
-group), so closing the transport stops the child and everything it started (close stdin, wait,
-SIGTERM the group, SIGKILL). The SDK kills the group only if the child outlives its grace period,
-so once the transport is closed we stop whatever is left of the group: grandchildren of a server
-that exited promptly when its stdin closed. A `ChildReaper`, when given, holds each child's group
-from spawn until it is stopped, so the children die with the proxy even if the proxy is killed
-with SIGKILL. Its environment is an allow-list of the proxy's own (paths, locale,
-proxies, CA bundles) plus the server's `env`. Its stderr goes through a pipe we read into a
-`StderrTail`, a bounded ring of recent lines for diagnostics, so a chatty child can neither fill a
-pipe and stall nor flood our own stderr.
+stdio: the child is started by `stdio.py` with no shell, in a new session (process group), so closing
+the transport stops the child and everything it started (close stdin, wait, SIGTERM the group,
+SIGKILL). Its streams come with a `Lane` for requests the proxy holds as JSON. Once the transport is
+closed we stop whatever is left of the group: grandchildren of a server that exited promptly when
+its stdin closed. A `ChildReaper`, when given, holds each child's group from spawn until it is
+stopped, so the children die with the proxy even if the proxy is killed with SIGKILL. Its
+environment is an allow-list of the proxy's own (paths, locale, proxies, CA bundles) plus the
+server's `env`. Its stderr goes through a pipe we read into a `StderrTail`, a bounded ring of recent
+lines for diagnostics, so a chatty child can neither fill a pipe and stall nor flood our own stderr.
+On Windows the SDK's own transport is used (its Job Objects stop the child's tree), without a lane.
 
 HTTP and SSE: one `httpx2.AsyncClient` per upstream carries the server's headers; it is closed with
 the transport.
@@ -27,14 +28,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import anyio.abc
 
-from pluggedin_proxy.upstream.spec import ENV_NAME, shown_name, without_unsafe_chars
+from pluggedin_proxy.upstream.child import adopt, child_environment, spawn
+from pluggedin_proxy.upstream.stdio import Lane, open_stdio_child
 
 if TYPE_CHECKING:
     from mcp.client._transport import TransportStreams
@@ -43,51 +46,9 @@ if TYPE_CHECKING:
     from pluggedin_proxy.upstream.reaper import ChildReaper
     from pluggedin_proxy.upstream.spec import ServerSpec
 
-__all__ = ["StderrTail", "child_environment", "open_transport"]
+__all__ = ["StderrTail", "Streams", "child_environment", "open_transport"]
 
 logger = logging.getLogger(__name__)
-
-# Variables a stdio server may need from the proxy's environment: how to find programs and
-# homes, locale, temp dirs, and the network settings (proxies, CA bundles) corporate machines need.
-INHERITED_ENV_VARS = (
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "TERM",
-    "LANG",
-    "LANGUAGE",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "TZ",
-    "XDG_CONFIG_HOME",
-    "XDG_CACHE_HOME",
-    "XDG_DATA_HOME",
-    "XDG_RUNTIME_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "all_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
-    "NODE_OPTIONS",
-    "NPM_CONFIG_REGISTRY",
-    "npm_config_registry",
-    "npm_config_cache",
-    "UV_CACHE_DIR",
-    "UV_INDEX_URL",
-    "PIP_INDEX_URL",
-    "VIRTUAL_ENV",
-)
 
 # Lines of child stderr kept per upstream, and the longest line kept whole.
 STDERR_TAIL_LINES = 200
@@ -128,20 +89,19 @@ class StderrTail:
         return kept if last is None else kept[-last:]
 
 
-def child_environment(extra: Iterable[tuple[str, str]], base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a stdio child: the allow-listed variables of `base` plus `extra`.
+@dataclass(frozen=True, slots=True)
+class Streams:
+    """An open transport: the SDK session's message streams, and for a stdio child the JSON lane beside them.
 
-    Catalogs validate `extra` already; as a last guard, a variable with an invalid name is dropped and NUL,
-    CR and LF are removed from values.
+    Unpacks as `(read, write)`, like the SDK's transports.
     """
-    source = os.environ if base is None else base
-    env = {key: source[key] for key in INHERITED_ENV_VARS if key in source and not source[key].startswith("()")}
-    for key, value in extra:
-        if ENV_NAME.fullmatch(key) is None:
-            logger.warning("not passing environment variable %s to a server: not a valid name", shown_name(key))
-            continue
-        env[key] = without_unsafe_chars(value)
-    return env
+
+    read: Any
+    write: Any
+    lane: Lane | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.read, self.write))
 
 
 @contextlib.asynccontextmanager
@@ -151,7 +111,7 @@ async def open_transport(
     *,
     reaper: ChildReaper | None = None,
     policy: UpstreamPolicy | None = None,
-) -> AsyncIterator[TransportStreams]:
+) -> AsyncIterator[Streams]:
     """Open the transport to `spec`'s server; the streams close, and a child stops, on exit.
 
     A stdio child's process group is registered with `reaper`, if given, while the child runs. `policy`, if
@@ -178,8 +138,8 @@ async def open_transport(
             headers=dict(spec.headers),
             timeout=HTTP_CONNECT_TIMEOUT,
             sse_read_timeout=HTTP_READ_TIMEOUT,
-        ) as streams:
-            yield streams
+        ) as (read, write):
+            yield Streams(read, write)
     else:
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
@@ -189,73 +149,54 @@ async def open_transport(
             timeout=httpx2.Timeout(HTTP_CONNECT_TIMEOUT, read=HTTP_READ_TIMEOUT),
             follow_redirects=True,
         )
-        async with client, streamable_http_client(spec.url or "", http_client=client) as streams:
-            yield streams
+        async with client, streamable_http_client(spec.url or "", http_client=client) as (read, write):
+            yield Streams(read, write)
 
 
 @contextlib.asynccontextmanager
-async def _open_stdio(
-    spec: ServerSpec, tail: StderrTail, reaper: ChildReaper | None
-) -> AsyncIterator[TransportStreams]:
+async def _open_stdio(spec: ServerSpec, tail: StderrTail, reaper: ChildReaper | None) -> AsyncIterator[Streams]:
+    if sys.platform == "win32":
+        async with _open_stdio_sdk(spec) as (read, write):
+            yield Streams(read, write)
+        return
+    if reaper is not None:
+        # Started before the spawn, so a proxy killed just after it leaves at most one pipe write undone.
+        await reaper.start()
+    argv, env = [spec.command or "", *spec.args], child_environment(spec.env)
+    child = adopt(argv, env, spec.cwd) or spawn(argv, env, spec.cwd)
+    pgid = child.pid  # the child leads its own group, so pgid == pid
+    try:
+        if reaper is not None:
+            await reaper.watch(pgid)
+        async with anyio.create_task_group() as tg:
+            try:
+                tg.start_soon(_read_stderr, child.stderr, tail)
+                async with open_stdio_child(child) as opened:
+                    yield Streams(opened.read, opened.write, opened.lane)
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _stop_leftovers(pgid)
+            if reaper is not None:
+                await reaper.forget(pgid)
+        os.close(child.stderr)
+
+
+@contextlib.asynccontextmanager
+async def _open_stdio_sdk(spec: ServerSpec) -> AsyncIterator[TransportStreams]:
+    """The SDK's stdio transport (Windows: its Job Objects stop the child's tree), stderr to ours."""
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     params = StdioServerParameters(
         command=spec.command or "",
         args=list(spec.args),
-        # stdio_client merges its own tiny allow-list under this; ours is a superset.
         env=child_environment(spec.env),
         cwd=spec.cwd,
         encoding_error_handler="replace",
     )
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(read_fd, False)
-    errlog = os.fdopen(write_fd, "w", closefd=True)
-    pgid: int | None = None
-    try:
-        if reaper is not None:
-            # Started before the spawn, so a proxy killed just after it leaves at most one pipe write undone.
-            await reaper.start()
-        async with anyio.create_task_group() as tg:
-            try:
-                client = stdio_client(params, errlog=errlog)
-                async with client as streams:
-                    # The child holds its own copy now; ours must go so EOF arrives when it exits.
-                    errlog.close()
-                    # `start_new_session=True` in the SDK: the child leads its own group, so pgid == pid.
-                    pgid = _child_pid(client) if sys.platform != "win32" else None
-                    if pgid is not None and reaper is not None:
-                        await reaper.watch(pgid)
-                    tg.start_soon(_read_stderr, read_fd, tail)
-                    yield streams
-            finally:
-                errlog.close()
-                tg.cancel_scope.cancel()
-                if pgid is not None:
-                    with anyio.CancelScope(shield=True):
-                        await _stop_leftovers(pgid)
-                        if reaper is not None:
-                            await reaper.forget(pgid)
-    finally:
-        os.close(read_fd)
-
-
-def _child_pid(client: object) -> int | None:
-    """The pid of the child `client` (a `stdio_client(...)` context manager, entered) has spawned.
-
-    The SDK exposes no seam for this (mcp 2.3): the process lives only in the local `process` of the
-    `stdio_client` generator, suspended at its `yield` while the transport is open. We read it there,
-    through `contextlib`'s `gen` attribute and the generator's frame, which is safe (read-only, no global
-    patching, nothing shared between transports); `tests/upstream/test_connect_reaper.py` fails if the SDK
-    renames it. If it ever cannot be found, the child runs without the reaper's protection and a warning
-    says so; nothing else changes.
-    """
-    frame = getattr(getattr(client, "gen", None), "ag_frame", None)
-    process = frame.f_locals.get("process") if frame is not None else None
-    pid = getattr(process, "pid", None)
-    if not isinstance(pid, int):
-        logger.warning("cannot find the stdio child's pid; it is not protected against the proxy being killed")
-        return None
-    return pid
+    async with stdio_client(params) as streams:
+        yield streams
 
 
 async def _stop_leftovers(pgid: int) -> None:

@@ -55,10 +55,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from pluggedin_proxy import __version__
 from pluggedin_proxy.errors import UpstreamRefused, UpstreamStartFailed, UpstreamUnavailable
+from pluggedin_proxy.upstream.child import PRESTART_HOLD
+from pluggedin_proxy.upstream.child import discard as discard_early_children
 from pluggedin_proxy.upstream.connect import StderrTail, open_transport
 from pluggedin_proxy.upstream.policy import UpstreamPolicy
 from pluggedin_proxy.upstream.reaper import ChildReaper
 from pluggedin_proxy.upstream.spec import ServerSpec
+from pluggedin_proxy.upstream.stdio import Lane
 from pluggedin_proxy.upstream.supervisor import DEFAULT_MAX_CONCURRENCY, Gate, Supervisor
 
 __all__ = ["DEFAULT_STARTUP_TIMEOUT", "MODERN", "Profile", "Upstream", "UpstreamHooks", "UpstreamPool"]
@@ -124,6 +127,8 @@ class Upstream:
     client: int | None = None
     """For `per-client` isolation, the downstream connection it belongs to."""
     supervisor: Supervisor | None = None
+    lane: Lane | None = None
+    """For a stdio server, requests sent as JSON beside the session (see `stdio.py`)."""
     _done: anyio.Event = field(default_factory=anyio.Event)
     _dead_reason: str | None = None
 
@@ -181,6 +186,7 @@ class UpstreamPool:
         self._gates: dict[str, Gate] = {}
         self._watched_clients: set[int] = set()
         self._reaper = anyio.CancelScope()
+        self._early_hold = anyio.CancelScope()
         self._handshake_only: set[tuple[str, str]] = set()
         """Servers (id, connection key) that answered `server/discover` with an error."""
         self._exit_stack: AsyncExitStack | None = None
@@ -194,16 +200,19 @@ class UpstreamPool:
         await self._exit_stack.enter_async_context(self._child_reaper)
         self._tg = await self._exit_stack.enter_async_context(anyio.create_task_group())
         self._tg.start_soon(self._reap_idle)
+        self._tg.start_soon(self._discard_early_children)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._exit_stack is not None
         self._reaper.cancel()
+        self._early_hold.cancel()
         for upstream in list(self._live.values()):
             upstream.close()
         self._live.clear()
         # Connection tasks unwind their transports (stopping children) as their upstreams close.
         await self._exit_stack.__aexit__(None, None, None)
+        discard_early_children()
 
     async def get(self, spec: ServerSpec, profile: Profile = frozenset(), client: Any = None) -> Upstream:
         """A ready upstream for `spec`, connecting (with retries) if none is alive.
@@ -252,6 +261,12 @@ class UpstreamPool:
             if token is not None:
                 self._watch(client, token)
             return upstream
+
+    async def _discard_early_children(self) -> None:
+        """Stop servers started early (by the CLI) that no connection adopted in time."""
+        with self._early_hold:
+            await anyio.sleep(PRESTART_HOLD)
+            discard_early_children(wait=False)
 
     def supervisor(self, spec: ServerSpec) -> Supervisor:
         """The health and circuit breaker of `spec`'s server."""
@@ -410,17 +425,14 @@ class UpstreamPool:
         holder: list[Upstream] = []
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + timeout) as startup_scope:
-                async with open_transport(spec, tail, policy=self._policy, reaper=self._child_reaper) as (
-                    read,
-                    write,
-                ):
+                async with open_transport(spec, tail, policy=self._policy, reaper=self._child_reaper) as streams:
                     transport_done = anyio.Event()
                     relay_send, relay_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
                     async with anyio.create_task_group() as tg:
-                        tg.start_soon(_pump, read, relay_send, transport_done)
+                        tg.start_soon(_pump, streams.read, relay_send, transport_done)
                         session = ClientSession(
                             relay_recv,
-                            write,
+                            streams.write,
                             client_info=types.Implementation(name="pluggedin-mcp", version=__version__),
                             message_handler=self._message_handler(holder),
                             logging_callback=self._logging_callback(holder),
@@ -429,7 +441,12 @@ class UpstreamPool:
                         async with session:
                             negotiated = await _negotiate(session, modern=MODERN in profile)
                             upstream = Upstream(
-                                spec=spec, profile=profile, session=session, tail=tail, negotiated=negotiated
+                                spec=spec,
+                                profile=profile,
+                                session=session,
+                                tail=tail,
+                                negotiated=negotiated,
+                                lane=streams.lane,
                             )
                             holder.append(upstream)
                             startup_scope.deadline = math.inf

@@ -18,11 +18,13 @@ Environment switches, read once at start:
 - `ECHO_START_MARKER=PATH`: append this process's id to PATH at start.
 - `ECHO_JUNK_STDOUT=1`: write a non-JSON line to fd 1 before the protocol starts, then serve normally.
 - `ECHO_TOOL_DESCRIPTION=TEXT`: describe the `echo` tool with TEXT (a server that rewrote its tool).
+- `ECHO_SHOW_REQUEST_ID=1`: `whoami` also returns the JSON-RPC id of the request it answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -213,6 +215,8 @@ class EchoBehaviour:
         return _text(str(os.getpid()))
 
     async def whoami(self, ctx: Ctx, args: dict[str, Any]) -> types.CallToolResult:
+        if os.environ.get("ECHO_SHOW_REQUEST_ID"):  # how the proxy's request reached us: its id, as JSON
+            return _text(f"{self.name} {json.dumps(ctx.request_id)}")
         return _text(self.name)
 
     async def log(self, ctx: Ctx, args: dict[str, Any]) -> types.CallToolResult:
