@@ -543,10 +543,13 @@ def _settings(
     from pluggedin_proxy.credentials import resolve_credentials
     from pluggedin_proxy.settings import Mode, Settings
 
-    credentials = resolve_credentials(flag_key=flag_key, flag_base_url=flag_base_url)
+    explicit = config is not None or bool(os.environ.get("PLUGGEDIN_CONFIG"))
+    # Serving a named local config over stdio uses no API key, so the OS keyring (a tenth of a second to open)
+    # is not asked; a key given by flag, environment or file is still found, and masked in logs.
+    use_keyring = not (explicit and options.get("transport") == "stdio")
+    credentials = resolve_credentials(flag_key=flag_key, flag_base_url=flag_base_url, use_keyring=use_keyring)
     if redactor is not None:
         redactor.add(credentials.api_key, *options.get("http_api_keys", ()))
-    explicit = config is not None or bool(os.environ.get("PLUGGEDIN_CONFIG"))
     path = config or default_config_path()
     mode: Mode
     if explicit:

@@ -31,12 +31,9 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
-import keyring
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
 from pydantic import SecretStr
 
 from .errors import CredentialsError
@@ -52,6 +49,9 @@ __all__ = [
     "store_credentials",
     "store_credentials_file",
 ]
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +329,9 @@ class _KeyringReader:
 
 def _usable_keyring() -> tuple[KeyringBackend | None, str]:
     """The configured keyring backend if it can really store secrets, and a description of it either way."""
+    import keyring  # imported when first needed: it costs a tenth of a second at start
+    from keyring.backends import chainer, fail, null
+
     try:
         backend = keyring.get_keyring()
     except Exception as exc:

@@ -65,6 +65,7 @@ from pluggedin_proxy.proxy.limits import SlidingWindow
 from pluggedin_proxy.proxy.results import DEFAULT_MAX_RESULT_BYTES, RESULT_URI_PREFIX, ResultStore
 from pluggedin_proxy.proxy.router import Route, Router
 from pluggedin_proxy.settings import Mode
+from pluggedin_proxy.upstream.child import prestart
 from pluggedin_proxy.upstream.policy import UpstreamPolicy
 from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
 
@@ -76,6 +77,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_RATE_LIMIT = 60
 # JSON-RPC error code of a rate-limited call (implementation-defined server error range).
 RATE_LIMITED = -32029
+
+# Seconds after a server connects before its offer is listed again on that session.
+RELIST_DELAY = 1.0
 
 # Items per page of an aggregated list; large, because many clients never follow `nextCursor`.
 PAGE_SIZE = 1000
@@ -156,6 +160,7 @@ class Proxy:
             self.downstreams, startup_timeout=startup_timeout, call_timeout=call_timeout, policy=policy
         )
         self.pool = self.forwarder.pool
+        self._policy = policy
         self._profile: Profile = frozenset()
         self.catalog = catalog_factory(self.pool, lambda: self._profile)
         self.forwarder.on_list_changed = self._upstream_list_changed
@@ -163,8 +168,9 @@ class Proxy:
         self.router = Router(self.catalog, prefix=prefix, pins=pins)
         self.builtins = Builtins(self, app)
         self._builtin_tools = tuple(types.Tool.model_validate(t) for t in self.builtins.listed)
-        self._tool_page: tuple[int, tuple[types.Tool, ...]] | None = None
-        self._tool_json: tuple[tuple[types.Tool, ...], list[dict[str, Any]]] | None = None
+        self._builtin_json = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in self._builtin_tools]
+        self._tool_json: tuple[int, list[dict[str, Any]]] | None = None
+        self._tool_page: tuple[list[dict[str, Any]], tuple[types.Tool, ...]] | None = None
         self.server = self._build_server()
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -174,6 +180,8 @@ class Proxy:
         await self._stack.enter_async_context(self.pool)
         await self._stack.enter_async_context(self.catalog)
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        if self.mode == "app" and not (self._policy is not None and self._policy.allowed_commands):
+            self._tg.start_soon(self._start_likely_servers)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -231,35 +239,38 @@ class Proxy:
     # Lists
 
     async def list_tools(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult | dict[str, Any]:
-        tools = await self._all_tools()
         if is_modern(ctx):
             # A typed result: the SDK adds the 2026 era's cache hints and `resultType` to those only.
-            page, cursor = _paginate(tools, params)
+            page, cursor = _paginate(await self._all_tools(), params)
             return types.ListToolsResult(tools=page, next_cursor=cursor)
-        # The handshake era takes the tools as JSON, made once per catalog version rather than per request.
-        cached = self._tool_json
-        if cached is None or cached[0] is not tools:
-            as_json = [tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in tools]
-            cached = self._tool_json = (tools, as_json)
-        page_json, cursor = _paginate(cached[1], params)
+        # The handshake era takes the tools as the view holds them in JSON: nothing is built per request.
+        page_json, cursor = _paginate(await self._all_tools_json(), params)
         return {"tools": page_json, "nextCursor": cursor} if cursor else {"tools": page_json}
 
-    async def _all_tools(self) -> tuple[types.Tool, ...]:
-        """The built-ins, then every server's tools, as sent; rebuilt only when the catalog changed."""
+    async def _all_tools_json(self) -> list[dict[str, Any]]:
+        """The built-ins, then every server's tools, as JSON; rebuilt only when the view changed."""
         try:
             view = await self.router.view()
         except CatalogError as exc:
             # The built-ins work without the catalog; a client must not lose them too.
             logger.warning("listing only the built-in tools: %s", exc)
-            return self._builtin_tools
-        cached = self._tool_page
+            return self._builtin_json
+        cached = self._tool_json
         if cached is None or cached[0] != view.version:
             shadowed = [t["name"] for t in view.tool_wire if t["name"] in self.builtins]
             if shadowed:
                 logger.warning("hiding server tools named like built-ins: %s", ", ".join(shadowed))
-            dynamic = tuple(t for t in view.tool_wire if t["name"] not in self.builtins)
-            typed = tuple(types.Tool.model_validate(t) for t in dynamic)
-            cached = self._tool_page = (view.version, self._builtin_tools + typed)
+            listed = self._builtin_json + [t for t in view.tool_wire if t["name"] not in self.builtins]
+            cached = self._tool_json = (view.version, listed)
+        return cached[1]
+
+    async def _all_tools(self) -> tuple[types.Tool, ...]:
+        """`_all_tools_json` as typed tools (for 2026-era clients), made once per view."""
+        listed = await self._all_tools_json()
+        cached = self._tool_page
+        if cached is None or cached[0] is not listed:
+            typed = tuple(types.Tool.model_validate(t) for t in listed[len(self._builtin_json) :])
+            cached = self._tool_page = (listed, self._builtin_tools + typed)
         return cached[1]
 
     async def list_prompts(self, ctx: ServerRequestContext[Any], params: Any) -> types.ListPromptsResult:
@@ -570,6 +581,19 @@ class Proxy:
         assert self._tg is not None, "the proxy is not running"
         self._tg.start_soon(func)
 
+    async def _start_likely_servers(self) -> None:
+        """App mode: ask the App for its servers now, and start a few stdio ones early (see `upstream/child.py`).
+
+        A local config's servers are started by the command line, before it loads the SDK; the App's are
+        known only once it has answered.
+        """
+        try:
+            servers = await self.catalog.servers()
+        except Exception as exc:  # a head start only: the first request reports the App's failure
+            logger.debug("could not ask the App for its servers at start: %s", exc)
+            return
+        prestart(servers)
+
     # Keeping listings fresh
 
     def _refresh_listing_soon(self, upstream: Upstream) -> None:
@@ -578,6 +602,10 @@ class Proxy:
             self._tg.start_soon(self._refresh_listing, upstream)
 
     async def _refresh_listing(self, upstream: Upstream) -> None:
+        # After a moment: the request that connected it goes first, not behind four listings.
+        await anyio.sleep(RELIST_DELAY)
+        if not upstream.alive:
+            return
         try:
             listing = await list_everything(upstream)
         except Exception as exc:

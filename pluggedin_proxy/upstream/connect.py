@@ -159,14 +159,12 @@ async def _open_stdio(spec: ServerSpec, tail: StderrTail, reaper: ChildReaper | 
         async with _open_stdio_sdk(spec) as (read, write):
             yield Streams(read, write)
         return
-    if reaper is not None:
-        # Started before the spawn, so a proxy killed just after it leaves at most one pipe write undone.
-        await reaper.start()
     argv, env = [spec.command or "", *spec.args], child_environment(spec.env)
     child = adopt(argv, env, spec.cwd) or spawn(argv, env, spec.cwd)
     pgid = child.pid  # the child leads its own group, so pgid == pid
     try:
         if reaper is not None:
+            # Registered while the child starts up. Should the proxy die before, the child's stdin closes.
             await reaper.watch(pgid)
         async with anyio.create_task_group() as tg:
             try:

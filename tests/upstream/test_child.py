@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import psutil
 import pytest
 
 from pluggedin_proxy.upstream import child
 from pluggedin_proxy.upstream.spec import ServerSpec
-from tests.conftest import REPO, echo_server, proxy_session
+from tests.conftest import KEY, REPO, echo_server, proxy_session, selfhosted_app
 from tests.processes import gone
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="servers are started early on POSIX only")
@@ -91,3 +92,32 @@ async def test_the_cli_starts_the_server_before_the_first_call_and_the_call_uses
         pid = (await session.call_tool("echo__pid", {})).content[0]
         assert getattr(pid, "text", None) == marker.read_text().split()[0]
         assert len(marker.read_text().split()) == 1  # adopted, not started twice
+
+
+def _started_by_the_proxy(marker: Path) -> list[int]:
+    """Pids in `marker` whose parent is a `pluggedin_proxy` process (the self-hosted App starts servers too)."""
+    found = []
+    for pid in (int(line) for line in marker.read_text().split()) if marker.exists() else ():
+        try:
+            parent = psutil.Process(pid).parent()
+            if parent is not None and parent.cmdline()[1:3] == ["-m", "pluggedin_proxy"]:
+                found.append(pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.anyio
+async def test_in_app_mode_the_apps_servers_start_once_it_has_named_them(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    servers = {"echo": echo_server("echo", env={"ECHO_START_MARKER": str(marker)})}
+    with selfhosted_app(tmp_path, servers) as url:
+        async with proxy_session(None, "--pluggedin-api-key", KEY, "--pluggedin-api-base-url", url) as session:
+            with anyio.fail_after(30):
+                while not (early := _started_by_the_proxy(marker)):  # noqa: ASYNC110  # no request asked for it
+                    await anyio.sleep(0.05)
+            tools = [tool.name for tool in (await session.list_tools()).tools]
+            name = next(tool for tool in tools if tool.endswith("__pid"))
+            pid = (await session.call_tool(name, {})).content[0]
+            assert getattr(pid, "text", None) == str(early[0])
+            assert _started_by_the_proxy(marker) == early  # adopted, not started twice
