@@ -21,11 +21,9 @@ import anyio
 import anyio.abc
 import mcp_types as types
 
-from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Catalog
 from pluggedin_proxy.catalog.local import LocalCatalog
 from pluggedin_proxy.catalog.pins import PinStore, ToolChange, app_pins_path, config_pins_path
-from pluggedin_proxy.catalog.remote import RemoteCatalog
 from pluggedin_proxy.credentials import Credentials
 from pluggedin_proxy.errors import ConfigError
 from pluggedin_proxy.metrics import NO_METRICS, Metrics, PrometheusMetrics
@@ -67,6 +65,9 @@ def build_proxy(settings: Settings, metrics: Metrics = NO_METRICS) -> Proxy:
         ConfigError: the config file is invalid, or missing although it was named explicitly.
     """
     if settings.mode == "app":
+        from pluggedin_proxy.catalog.app_client import AppClient  # App mode only: a local config needs neither
+        from pluggedin_proxy.catalog.remote import RemoteCatalog
+
         credentials = settings.credentials
         assert credentials.api_key is not None
         prefix_tools = os.environ.get("PLUGGEDIN_UUID_TOOL_PREFIXING", "").lower() != "false"
@@ -372,6 +373,8 @@ async def check_app(credentials: Credentials) -> int:
     Raises:
         CatalogError: the App rejected the key or could not be reached.
     """
+    from pluggedin_proxy.catalog.app_client import AppClient
+
     assert credentials.api_key is not None
     async with AppClient(credentials.base_url, credentials.api_key) as client:
         return len(await client.servers())
@@ -425,6 +428,8 @@ async def doctor(settings: Settings) -> list[str]:
         lines.append("Nothing to serve yet: " + SETUP_HINT.format(path=settings.config_path) + ".")
         return lines
     if settings.mode == "app":
+        from pluggedin_proxy.catalog.app_client import AppClient
+
         assert creds.api_key is not None
         async with AppClient(creds.base_url, creds.api_key) as client:
             try:

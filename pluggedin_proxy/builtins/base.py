@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import mcp_types as types
 
-from pluggedin_proxy.catalog.app_client import AppClient, AppReply
 from pluggedin_proxy.catalog.base import Catalog
 from pluggedin_proxy.settings import Mode
 
 if TYPE_CHECKING:
+    from pluggedin_proxy.catalog.app_client import AppClient, AppReply
     from pluggedin_proxy.proxy.router import Router
 
 __all__ = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 
@@ -30,7 +30,9 @@ from pluggedin_proxy.builtins.base import (
     text,
     zod_schema,
 )
-from pluggedin_proxy.catalog.app_client import AppReply
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.catalog.app_client import AppReply
 
 __all__ = ["TOOLS"]
 

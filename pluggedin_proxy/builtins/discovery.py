@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import mcp_types as types
 
@@ -25,10 +26,12 @@ from pluggedin_proxy.builtins.base import (
     text,
     zod_schema,
 )
-from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import ServerListing
 from pluggedin_proxy.errors import CatalogError
 from pluggedin_proxy.upstream.spec import ServerSpec
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.catalog.app_client import AppClient
 
 __all__ = ["TOOLS"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 
@@ -24,7 +24,9 @@ from pluggedin_proxy.builtins.base import (
     text,
     zod_schema,
 )
-from pluggedin_proxy.catalog.app_client import AppReply
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.catalog.app_client import AppReply
 
 __all__ = ["CREATE_DOCUMENT", "GET_DOCUMENT", "LIST_DOCUMENTS", "SEARCH_DOCUMENTS", "TOOLS", "UPDATE_DOCUMENT"]
 

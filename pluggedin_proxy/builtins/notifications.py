@@ -6,7 +6,7 @@ toggle on the App side, as the tool's description warns.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import mcp_types as types
@@ -21,8 +21,10 @@ from pluggedin_proxy.builtins.base import (
     hints,
     text,
 )
-from pluggedin_proxy.catalog.app_client import AppReply
 from pluggedin_proxy.errors import CatalogUnavailable
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.catalog.app_client import AppReply
 
 __all__ = ["TOOLS"]
 

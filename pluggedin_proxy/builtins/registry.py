@@ -18,12 +18,13 @@ import mcp_types as types
 
 from pluggedin_proxy.builtins import clipboard, discovery, documents, knowledge, memory, notifications, setup
 from pluggedin_proxy.builtins.base import BuiltinHost, BuiltinTool, InvalidArguments, ToolCall, ToolFailure
-from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Activity
 from pluggedin_proxy.errors import CatalogAuthError, CatalogUnavailable
 
 if TYPE_CHECKING:
     from jsonschema import Draft7Validator
+
+    from pluggedin_proxy.catalog.app_client import AppClient
 
 __all__ = ["ALL_TOOLS", "Builtins"]
 

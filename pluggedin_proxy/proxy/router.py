@@ -272,6 +272,11 @@ def _build_view(
     tool_wire: list[dict[str, Any]] = []
     for tool, entry in zip(tools, tool_index, strict=True):
         wire = tool.model_dump(by_alias=True, mode="json", exclude_none=True)
+        # The schemas are JSON already: share them with the typed tool rather than keep a copy of each.
+        if "inputSchema" in wire:
+            wire["inputSchema"] = tool.input_schema
+        if "outputSchema" in wire:
+            wire["outputSchema"] = tool.output_schema
         if (meta := metadata[entry.server_id]) is not None:
             # Clients show descriptions to the model; `_meta` keeps the structured form for programs.
             wire["description"] = f"{wire.get('description') or ''}\n\n{meta['formattedContext']}".lstrip()

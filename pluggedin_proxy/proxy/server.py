@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
@@ -40,7 +40,6 @@ from pluggedin_proxy.builtins.prompts import (
     capabilities_result,
     server_instructions,
 )
-from pluggedin_proxy.catalog.app_client import AppClient
 from pluggedin_proxy.catalog.base import Activity, Catalog
 from pluggedin_proxy.catalog.local import list_everything
 from pluggedin_proxy.catalog.pins import PinStore
@@ -68,6 +67,9 @@ from pluggedin_proxy.settings import Mode
 from pluggedin_proxy.upstream.child import prestart
 from pluggedin_proxy.upstream.policy import UpstreamPolicy
 from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
+
+if TYPE_CHECKING:
+    from pluggedin_proxy.catalog.app_client import AppClient
 
 __all__ = ["Proxy", "ProxyServer"]
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -51,7 +52,6 @@ from mcp.shared.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from pluggedin_proxy import __version__
 from pluggedin_proxy.errors import UpstreamRefused, UpstreamStartFailed, UpstreamUnavailable
@@ -369,19 +369,17 @@ class UpstreamPool:
         return [u for key, u in self._live.items() if u.alive and (server_id is None or key[0] == server_id)]
 
     async def _connect_with_retries(self, spec: ServerSpec, profile: Profile, *, first: bool) -> Upstream:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(START_ATTEMPTS),
-            wait=wait_exponential_jitter(
-                multiplier=START_BACKOFF_INITIAL, max=START_BACKOFF_MAX, jitter=START_BACKOFF_INITIAL
-            ),
-            retry=retry_if_exception(_is_transient),
-            reraise=True,
-        )
         # The first start may download the server (`npx`, `uvx`); a restart has it already.
         timeout = self._startup_timeout if first else min(self._startup_timeout, RESTART_TIMEOUT)
-        async for attempt in retrying:
-            with attempt:
+        for attempt in range(START_ATTEMPTS):
+            try:
                 return await self._connect(spec, profile, timeout)
+            except Exception as exc:
+                if attempt + 1 == START_ATTEMPTS or not _is_transient(exc):
+                    raise
+            # Exponential backoff with jitter, so restarts of many servers do not move in step.
+            backoff = min(START_BACKOFF_MAX, START_BACKOFF_INITIAL * 2**attempt)
+            await anyio.sleep(backoff + random.uniform(0, START_BACKOFF_INITIAL))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _connect(self, spec: ServerSpec, profile: Profile, timeout: float) -> Upstream:
