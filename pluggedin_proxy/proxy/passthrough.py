@@ -50,7 +50,7 @@ class Passthrough:
         self,
         proxy: Proxy,
         tg: anyio.abc.TaskGroup,
-        write: Callable[[str], Awaitable[None]],
+        write: Callable[[bytes], Awaitable[None]],
         *,
         on_request: Callable[[types.RequestId], None],
         on_answered: Callable[[types.RequestId], None],
@@ -119,18 +119,21 @@ class Passthrough:
         return True
 
     async def _call(self, session: Any, request_id: types.RequestId, params: dict[str, Any], token: Any) -> None:
-        answer: dict[str, Any] | None = None
+        answer: bytes | None = None
         try:
             with self._running[request_id]:
                 progress = self._progress(token) if token is not None else None
                 try:
                     result = await self._proxy.call_tool_json(session, request_id, params, progress)
-                    answer = {"jsonrpc": "2.0", "id": request_id, "result": result}
+                    if result.raw is not None:  # as the server wrote it: nothing to encode again
+                        answer = b'{"jsonrpc":"2.0","id":%s,"result":%s}\n' % (_dumps(request_id), result.raw)
+                    else:
+                        answer = _dumps({"jsonrpc": "2.0", "id": request_id, "result": result.value}) + b"\n"
                 except MCPError as exc:
                     error = exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)
-                    answer = {"jsonrpc": "2.0", "id": request_id, "error": error}
+                    answer = _dumps({"jsonrpc": "2.0", "id": request_id, "error": error}) + b"\n"
             if answer is not None:
-                await self._write(_dumps(answer))
+                await self._write(answer)
         finally:
             del self._running[request_id]
             self._on_answered(request_id)
@@ -142,7 +145,7 @@ class Passthrough:
                 params["total"] = total
             if message is not None:
                 params["message"] = message
-            await self._write(_dumps({"jsonrpc": "2.0", "method": "notifications/progress", "params": params}))
+            await self._write(_dumps({"jsonrpc": "2.0", "method": "notifications/progress", "params": params}) + b"\n")
 
         return report
 
@@ -184,10 +187,8 @@ def _plain_id(value: object) -> bool:
     return True
 
 
-def _dumps(message: dict[str, Any]) -> str:
+def _dumps(value: Any) -> bytes:
     try:
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-        text.encode()
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:  # a lone surrogate from a server: sent escaped, as UTF-8 cannot carry it
-        text = json.dumps(message, separators=(",", ":"))
-    return text + "\n"
+        return json.dumps(value, separators=(",", ":")).encode()

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
@@ -67,11 +68,12 @@ from pluggedin_proxy.settings import Mode
 from pluggedin_proxy.upstream.child import prestart
 from pluggedin_proxy.upstream.policy import UpstreamPolicy
 from pluggedin_proxy.upstream.pool import DEFAULT_STARTUP_TIMEOUT, Profile, Upstream, UpstreamPool
+from pluggedin_proxy.upstream.stdio import LaneAnswer
 
 if TYPE_CHECKING:
     from pluggedin_proxy.catalog.app_client import AppClient
 
-__all__ = ["Proxy", "ProxyServer"]
+__all__ = ["JsonResult", "Proxy", "ProxyServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,19 @@ _GET_PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResul
 _READ_RESOURCE_RESULT: TypeAdapter[types.ReadResourceResult | types.InputRequiredResult] = TypeAdapter(
     types.ReadResourceResult | types.InputRequiredResult
 )
+
+
+@dataclass(frozen=True, slots=True)
+class JsonResult:
+    """A tool result held as JSON (`Proxy.call_tool_json`)."""
+
+    value: dict[str, Any]
+    raw: bytes | None = None
+    """`value` exactly as the server wrote it, when it passes through unchanged: sent as is."""
+
+    @property
+    def is_error(self) -> bool:
+        return self.value.get("isError") is True
 
 
 class ProxyServer(Server[Any]):
@@ -335,7 +350,7 @@ class Proxy:
 
     async def call_tool_json(
         self, session: ServerSession, request_id: types.RequestId, params: dict[str, Any], progress: ProgressFnT | None
-    ) -> dict[str, Any]:
+    ) -> JsonResult:
         """`call_tool` for a handshake-era client whose request is held as JSON (see `passthrough.py`).
 
         The same checks, routing, limits and records as `call_tool`, but a stdio upstream gets the
@@ -349,7 +364,7 @@ class Proxy:
         failure: Failure | None = "cancelled"
         try:
             result = await self._call_tool_json(session, request_id, params, progress)
-            failure = "tool" if result.get("isError") is True else None
+            failure = "tool" if result.is_error else None
             return result
         except Exception as exc:
             failure = "jsonrpc"
@@ -359,35 +374,35 @@ class Proxy:
 
     async def _call_tool_json(
         self, session: ServerSession, request_id: types.RequestId, params: dict[str, Any], progress: ProgressFnT | None
-    ) -> dict[str, Any]:
+    ) -> JsonResult:
         self._check_rate(getattr(session, "_connection", None) or session)
         name = params["name"]
         if name in self.builtins:
             builtin = await self.builtins.call(name, params.get("arguments"))
-            return builtin.model_dump(by_alias=True, mode="json", exclude_none=True)
+            return JsonResult(builtin.model_dump(by_alias=True, mode="json", exclude_none=True))
         route = await self.router.tool(name)
         upstream_params = {key: value for key, value in params.items() if key != "_meta"}
         upstream_params["name"] = route.name
         if meta := clean_meta(params.get("_meta")):
             upstream_params["_meta"] = meta
 
-        async def transmit(upstream: Upstream, report: ProgressFnT) -> dict[str, Any]:
+        async def transmit(upstream: Upstream, report: ProgressFnT) -> JsonResult:
             if upstream.lane is None or upstream.modern:
                 # An HTTP or SSE upstream: through its SDK session, as `call_tool` does.
                 request = types.CallToolRequest(params=types.CallToolRequestParams.model_validate(upstream_params))
                 sent = strip_server_info(await self.forwarder.request(upstream, request, _CALL_TOOL_RESULT, report))
                 if isinstance(sent, types.CallToolResult):
                     sent = self.results.fit(sent, name)
-                return sent.model_dump(by_alias=True, mode="json", exclude_none=True)
+                return JsonResult(sent.model_dump(by_alias=True, mode="json", exclude_none=True))
 
             async def relay(note: dict[str, Any]) -> None:
                 await report(note.get("progress", 0), note.get("total"), note.get("message"))
 
-            answer, size = await upstream.lane.request("tools/call", upstream_params, relay if progress else None)
-            return self._tool_result_json(answer, size, name, route)
+            answer = await upstream.lane.request("tools/call", upstream_params, relay if progress else None)
+            return self._tool_result_json(answer, name, route)
 
         caller = Caller(session, None)  # a stdio connection: server-to-client requests need no related id
-        result: dict[str, Any] = await self._recorded(
+        result: JsonResult = await self._recorded(
             "tool_call",
             route,
             self.forwarder.forward(
@@ -402,10 +417,14 @@ class Proxy:
         )
         return result
 
-    def _tool_result_json(self, answer: dict[str, Any], size: int, name: str, route: Route) -> dict[str, Any]:
-        """The `result` of an upstream's JSON answer to `tools/call`, checked, unstamped and cut to size."""
-        if "result" not in answer:
-            error = answer.get("error")
+    def _tool_result_json(self, answer: LaneAnswer, name: str, route: Route) -> JsonResult:
+        """The `result` of an upstream's JSON answer to `tools/call`, checked, unstamped and cut to size.
+
+        When nothing needed changing, the result's bytes as the server wrote them come with it.
+        """
+        message, raw = answer.message, answer.raw_result
+        if "result" not in message:
+            error = message.get("error")
             try:
                 data = types.ErrorData.model_validate(error)
             except ValidationError:
@@ -413,8 +432,9 @@ class Proxy:
                     types.INTERNAL_ERROR, f"server {route.server.name!r} answered with a malformed error"
                 ) from None
             raise MCPError(data.code, data.message, data.data)
-        result: dict[str, Any] = answer["result"]
+        result: dict[str, Any] = message["result"]
         if not isinstance(result, dict) or not isinstance(result.get("content"), list):
+            raw = None
             try:
                 result = _CALL_TOOL_RESULT.validate_python(result).model_dump(
                     by_alias=True, mode="json", exclude_none=True
@@ -425,15 +445,17 @@ class Proxy:
                 ) from None
         meta = result.get("_meta")
         if isinstance(meta, dict) and types.SERVER_INFO_META_KEY in meta:
+            raw = None
             result = {**result, "_meta": {k: v for k, v in meta.items() if k != types.SERVER_INFO_META_KEY}}
             if not result["_meta"]:
                 del result["_meta"]
-        if self.results.limit and size > self.results.limit:
+        if self.results.limit and answer.size > self.results.limit:
             typed = types.CallToolResult.model_validate(result)
             fitted = self.results.fit(typed, name)
             if fitted is not typed:
+                raw = None
                 result = fitted.model_dump(by_alias=True, mode="json", exclude_none=True)
-        return result
+        return JsonResult(result, raw)
 
     def _check_rate(self, client: Any) -> None:
         wait = self.rate_limit.acquire(client)
@@ -503,7 +525,7 @@ class Proxy:
             raise
         else:
             failure = None
-            if getattr(result, "is_error", False) or (isinstance(result, dict) and result.get("isError") is True):
+            if getattr(result, "is_error", False):
                 error, failure = "the tool reported an error", "tool"
             return result
         finally:

@@ -60,7 +60,9 @@ async def _serve(proxy: Proxy, stdin: _RecordedLines, stdout: _Wire) -> None:
         send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         pending = _Pending(write)
         async with anyio.create_task_group() as tg:
-            passthrough = Passthrough(proxy, tg, stdout.write, on_request=pending.add, on_answered=pending.answered)
+            passthrough = Passthrough(
+                proxy, tg, stdout.write_bytes, on_request=pending.add, on_answered=pending.answered
+            )
             stdin.intercept = passthrough.offer
             tg.start_soon(_answer_bad_lines, read, send, pending, stdin.lines)
             await proxy.server.run(receive, pending, proxy.server.create_initialization_options())
@@ -203,7 +205,10 @@ class _Wire:
         os.close(self._wire)
 
     async def write(self, text: str) -> None:
-        data = memoryview(text.encode())
+        await self.write_bytes(text.encode())
+
+    async def write_bytes(self, data: bytes | memoryview) -> None:
+        data = memoryview(data)
         async with self._lock:
             while data:
                 try:

@@ -32,7 +32,7 @@ from mcp.shared.message import SessionMessage
 
 from pluggedin_proxy.upstream.child import Child
 
-__all__ = ["Lane", "StdioChild", "open_stdio_child"]
+__all__ = ["Lane", "LaneAnswer", "StdioChild", "open_stdio_child"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,20 @@ ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
 @dataclass(slots=True)
 class _Waiting:
     done: anyio.Event
-    answer: dict[str, Any] | None = None
-    size: int = 0
+    answer: LaneAnswer | None = None
     progress: ProgressFn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaneAnswer:
+    """A child's answer to a lane request."""
+
+    message: dict[str, Any]
+    """The JSON-RPC response object."""
+    size: int
+    """The length of its line, in bytes."""
+    raw_result: bytes | None
+    """Its `result` exactly as the child wrote it, when the line has one of the usual shapes (else None)."""
 
 
 class Lane:
@@ -68,10 +79,8 @@ class Lane:
         self._waiting: dict[str, _Waiting] = {}
         self._closed = False
 
-    async def request(
-        self, method: str, params: dict[str, Any], progress: ProgressFn | None = None
-    ) -> tuple[dict[str, Any], int]:
-        """Send a request and return the child's answer (the JSON-RPC response object) and its size in bytes.
+    async def request(self, method: str, params: dict[str, Any], progress: ProgressFn | None = None) -> LaneAnswer:
+        """Send a request and return the child's answer.
 
         With `progress`, the request asks for progress (under a token of the lane's) and `progress` gets
         each notification's params. Cancelled, it tells the child with `notifications/cancelled`.
@@ -103,7 +112,7 @@ class Lane:
             del self._waiting[request_id]
         if waiting.answer is None:
             raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
-        return waiting.answer, waiting.size
+        return waiting.answer
 
     async def offer(self, line: bytes) -> bool:
         """Take `line` if it is an answer or progress for a lane request; False leaves it to the session."""
@@ -111,20 +120,24 @@ class Lane:
             return False
         try:
             message = json.loads(line)
+        except UnicodeDecodeError:  # read as the SDK would, rather than leave a request unanswered
+            message = _loads(line.decode(errors="replace"))
         except (ValueError, RecursionError):
             return False
         if not isinstance(message, dict):
             return False
         if "method" not in message:
-            waiting = self._waiting.get(message.get("id"))  # type: ignore[arg-type]
+            request_id = message.get("id")
+            waiting = self._waiting.get(request_id) if isinstance(request_id, str) else None
             if waiting is None:
                 return False
-            waiting.answer, waiting.size = message, len(line)
+            waiting.answer = LaneAnswer(message, len(line), _raw_result(line, request_id))  # type: ignore[arg-type]
             waiting.done.set()
             return True
         params = message.get("params")
         if message["method"] == "notifications/progress" and isinstance(params, dict):
-            waiting = self._waiting.get(params.get("progressToken"))  # type: ignore[arg-type]
+            token = params.get("progressToken")
+            waiting = self._waiting.get(token) if isinstance(token, str) else None
             if waiting is not None and waiting.progress is not None:
                 await waiting.progress(params)
                 return True
@@ -271,6 +284,27 @@ def _parse(line: bytes) -> SessionMessage | Exception:
     except ValueError as exc:
         logger.warning("a stdio server wrote a line that is not a JSON-RPC message: %s", str(exc)[:200])
         return exc
+
+
+def _raw_result(line: bytes, request_id: str) -> bytes | None:
+    """The `result` value in `line` as written, if the line is `{"jsonrpc":"2.0","id":ID,"result":…}` or
+    `{"result":…,"jsonrpc":"2.0","id":ID}` written compactly (how the SDKs write), else None."""
+    line = line.rstrip()
+    quoted = json.dumps(request_id).encode()
+    head = b'{"jsonrpc":"2.0","id":' + quoted + b',"result":'
+    if line.startswith(head) and line.endswith(b"}"):
+        return line[len(head) : -1]
+    tail = b',"jsonrpc":"2.0","id":' + quoted + b"}"
+    if line.startswith(b'{"result":') and line.endswith(tail):
+        return line[len(b'{"result":') : -len(tail)]
+    return None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _dumps(message: dict[str, Any]) -> bytes:
