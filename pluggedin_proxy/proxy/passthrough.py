@@ -17,7 +17,6 @@ either way.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,8 +30,6 @@ from mcp.shared.exceptions import MCPError
 from pluggedin_proxy.proxy.server import Proxy
 
 __all__ = ["Passthrough"]
-
-logger = logging.getLogger(__name__)
 
 # A line with at most this many brackets is read by the SDK's parser whatever its shape.
 _FEW_BRACKETS = 100

@@ -82,9 +82,6 @@ DEFAULT_RATE_LIMIT = 60
 # JSON-RPC error code of a rate-limited call (implementation-defined server error range).
 RATE_LIMITED = -32029
 
-# Seconds after a server connects before its offer is listed again on that session.
-RELIST_DELAY = 1.0
-
 # Items per page of an aggregated list; large, because many clients never follow `nextCursor`.
 PAGE_SIZE = 1000
 
@@ -626,10 +623,6 @@ class Proxy:
             self._tg.start_soon(self._refresh_listing, upstream)
 
     async def _refresh_listing(self, upstream: Upstream) -> None:
-        # After a moment: the request that connected it goes first, not behind four listings.
-        await anyio.sleep(RELIST_DELAY)
-        if not upstream.alive:
-            return
         try:
             listing = await list_everything(upstream)
         except Exception as exc:

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -150,7 +151,9 @@ _early: list[Child] = []
 
 
 def prestart(specs: Sequence[ServerSpec]) -> None:
-    """Start the stdio servers among `specs` now, if there are at most `PRESTART_MAX` of them."""
+    """Start the stdio servers among `specs` now, if there are at most `PRESTART_MAX` of them (POSIX only)."""
+    if sys.platform == "win32":
+        return  # stdio servers there are started by the SDK's transport, which cannot adopt a process
     stdio = [s for s in specs if s.transport == "stdio" and s.isolation != "per-client" and s.command]
     if not stdio or len(stdio) > PRESTART_MAX:
         return
