@@ -16,7 +16,6 @@ either way.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +26,7 @@ import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
+from pluggedin_proxy.jsonlines import compact, loads_or_none
 from pluggedin_proxy.proxy.server import Proxy
 
 __all__ = ["Passthrough"]
@@ -75,7 +75,7 @@ class Passthrough:
     def _take_call(self, line: str) -> bool:
         if not _sdk_would_read(line):
             return False  # the SDK's answer to it (an error) is the right one
-        message = _loads(line)
+        message = loads_or_none(line)
         if not isinstance(message, dict) or message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0":
             return False
         request_id = message.get("id")
@@ -104,7 +104,7 @@ class Passthrough:
         return True
 
     def _take_cancel(self, line: str) -> bool:
-        message = _loads(line)
+        message = loads_or_none(line)
         if not isinstance(message, dict) or message.get("method") != "notifications/cancelled":
             return False
         params = message.get("params")
@@ -123,12 +123,12 @@ class Passthrough:
                 try:
                     result = await self._proxy.call_tool_json(session, request_id, params, progress)
                     if result.raw is not None:  # as the server wrote it: nothing to encode again
-                        answer = b'{"jsonrpc":"2.0","id":%s,"result":%s}\n' % (_dumps(request_id), result.raw)
+                        answer = b'{"jsonrpc":"2.0","id":%s,"result":%s}\n' % (compact(request_id), result.raw)
                     else:
-                        answer = _dumps({"jsonrpc": "2.0", "id": request_id, "result": result.value}) + b"\n"
+                        answer = compact({"jsonrpc": "2.0", "id": request_id, "result": result.value}) + b"\n"
                 except MCPError as exc:
                     error = exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)
-                    answer = _dumps({"jsonrpc": "2.0", "id": request_id, "error": error}) + b"\n"
+                    answer = compact({"jsonrpc": "2.0", "id": request_id, "error": error}) + b"\n"
             if answer is not None:
                 await self._write(answer)
         finally:
@@ -142,16 +142,9 @@ class Passthrough:
                 params["total"] = total
             if message is not None:
                 params["message"] = message
-            await self._write(_dumps({"jsonrpc": "2.0", "method": "notifications/progress", "params": params}) + b"\n")
+            await self._write(compact({"jsonrpc": "2.0", "method": "notifications/progress", "params": params}) + b"\n")
 
         return report
-
-
-def _loads(line: str) -> Any:
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError):
-        return None
 
 
 def _sdk_would_read(line: str) -> bool:
@@ -182,10 +175,3 @@ def _plain_id(value: object) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _dumps(value: Any) -> bytes:
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    except UnicodeEncodeError:  # a lone surrogate from a server: sent escaped, as UTF-8 cannot carry it
-        return json.dumps(value, separators=(",", ":")).encode()

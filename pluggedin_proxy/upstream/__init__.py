@@ -3,8 +3,9 @@
 The members load on first use, so reading a config does not import the MCP SDK (see `cli.py`).
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from pluggedin_proxy._lazy import lazy_members as _lazy_members
 
 if _typing.TYPE_CHECKING:
     from pluggedin_proxy.upstream.connect import StderrTail, child_environment, open_transport
@@ -41,12 +42,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module = _MEMBERS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_members(__name__, _MEMBERS)

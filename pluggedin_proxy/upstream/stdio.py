@@ -30,6 +30,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
+from pluggedin_proxy.jsonlines import compact, loads_or_none
 from pluggedin_proxy.upstream.child import Child
 
 __all__ = ["Lane", "LaneAnswer", "StdioChild", "open_stdio_child"]
@@ -121,7 +122,7 @@ class Lane:
         try:
             message = json.loads(line)
         except UnicodeDecodeError:  # read as the SDK would, rather than leave a request unanswered
-            message = _loads(line.decode(errors="replace"))
+            message = loads_or_none(line.decode(errors="replace"))
         except (ValueError, RecursionError):
             return False
         if not isinstance(message, dict):
@@ -300,18 +301,8 @@ def _raw_result(line: bytes, request_id: str) -> bytes | None:
     return None
 
 
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-
-
 def _dumps(message: dict[str, Any]) -> bytes:
-    try:
-        return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry: keep it escaped
-        return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    return compact(message) + b"\n"
 
 
 def _cancelled(request_id: str) -> bytes:
